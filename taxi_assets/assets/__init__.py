@@ -1,0 +1,1 @@
+"""The asset graph: zones, per-service trips, marts, and their checks."""

@@ -1,0 +1,105 @@
+"""Asset checks on what landed: the month reconciles, keys are present, pickups fall in the month,
+and the warehouse and the mart hold exactly the lake's rows."""
+
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from taxi_assets.assets.trips import key, month_bounds
+from taxi_assets.io_managers import LakeFile, WarehouseTable
+from taxi_assets.marts import mart_table, trips_table
+from taxi_assets.raw_reader import count_raw_rows
+from taxi_assets.services import SOURCE_MONTH, Service, month_label, parse_month
+from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
+
+
+def _key_columns(service: Service) -> list[str]:
+    columns = ["pickup_datetime"]
+    if not service.dropoff_nullable:
+        columns.append("dropoff_datetime")
+    if not service.locations_nullable:
+        columns += ["pickup_location_id", "dropoff_location_id"]
+    return columns
+
+
+def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
+    cleaned_key = key(service, "trips_cleaned")
+
+    @dg.asset_check(
+        asset=cleaned_key,
+        additional_ins={"raw": dg.AssetIn(key(service, "raw_file")), "rejected": dg.AssetIn(key(service, "trips_rejected"))},
+        blocking=True,
+        name="reconciles_with_raw",
+        description="Rows in the raw file = rows kept + rows rejected, counted from the files that landed.",
+    )
+    def reconciles_with_raw(trips_cleaned: LakeFile, raw: LakeFile, rejected: LakeFile) -> dg.AssetCheckResult:
+        fmt = "csv.gz" if raw.name.endswith(".csv.gz") else "parquet"
+        with raw.local_copy() as path:
+            raw_rows = count_raw_rows(path, fmt)
+        kept, dropped = trips_cleaned.num_rows, rejected.num_rows
+        return dg.AssetCheckResult(
+            passed=raw_rows == kept + dropped,
+            metadata={"raw_rows": raw_rows, "kept": kept, "rejected": dropped, "difference": raw_rows - kept - dropped},
+        )
+
+    @dg.asset_check(
+        asset=cleaned_key,
+        blocking=True,
+        name="keys_not_null",
+        description="Pickup time (and, for the taxis, dropoff time and both zone ids) is never null in kept rows.",
+    )
+    def keys_not_null(trips_cleaned: LakeFile) -> dg.AssetCheckResult:
+        table = trips_cleaned.parquet().read(columns=_key_columns(service))
+        nulls = {name: table.column(name).null_count for name in table.column_names}
+        return dg.AssetCheckResult(passed=not any(nulls.values()), metadata={f"nulls/{k}": v for k, v in nulls.items()})
+
+    @dg.asset_check(
+        asset=cleaned_key,
+        name="pickups_within_month",
+        description="Every kept pickup falls inside the partition's month (warns when the rule was switched off).",
+    )
+    def pickups_within_month(context: dg.AssetCheckExecutionContext, trips_cleaned: LakeFile) -> dg.AssetCheckResult:
+        start, end = month_bounds(parse_month(context.partition_key))
+        pickups = trips_cleaned.parquet().read(columns=["pickup_datetime"]).column("pickup_datetime")
+        outside = pc.sum(pc.or_kleene(pc.less(pickups, start), pc.greater_equal(pickups, end))).as_py() or 0
+        bounds = pc.min_max(pickups)
+        return dg.AssetCheckResult(
+            passed=outside == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "outside_month": outside,
+                "earliest": str(bounds["min"].as_py()),
+                "latest": str(bounds["max"].as_py()),
+            },
+        )
+
+    @dg.asset_check(
+        asset=key(service, "trips_table"),
+        additional_ins={"cleaned": dg.AssetIn(cleaned_key)},
+        name="matches_lake",
+        description="The warehouse holds exactly the month's cleaned rows, no more, no fewer.",
+    )
+    def matches_lake(trips_table: WarehouseTable, cleaned: LakeFile) -> dg.AssetCheckResult:
+        in_warehouse = trips_table.warehouse.count(trips_table.table, trips_table.month)
+        return dg.AssetCheckResult(
+            passed=in_warehouse == cleaned.num_rows,
+            metadata={"warehouse_rows": in_warehouse, "lake_rows": cleaned.num_rows},
+        )
+
+    @dg.asset_check(
+        asset=key(service, "daily_zone_mart"),
+        name="trips_add_up",
+        description="The mart's trips for the month add up to the month's rows in the trips table.",
+    )
+    def trips_add_up(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        month = parse_month(context.partition_key)
+        summed = warehouse.query(
+            f"SELECT COALESCE(SUM(trips), 0) AS n FROM {warehouse.table_ref(mart_table(service))} "
+            f"WHERE {SOURCE_MONTH} = {sql_date_literal(month)}"
+        ).column("n")[0].as_py()
+        trips = warehouse.count(trips_table(service), month)
+        return dg.AssetCheckResult(
+            passed=int(summed) == trips, metadata={"mart_trips": int(summed), "table_rows": trips, "month": month_label(month)}
+        )
+
+    return [reconciles_with_raw, keys_not_null, pickups_within_month, matches_lake, trips_add_up]

@@ -1,0 +1,66 @@
+"""The taxi zone lookup: the CSV as published in the lake, and the zones table in the warehouse."""
+
+
+import dagster as dg
+import pyarrow as pa
+
+from taxi_assets.download import download_file
+from taxi_assets.io_managers import LakeFile, StagedFile
+from taxi_assets.metadata import column_schema, markdown_preview
+from taxi_assets.resources import LakeResource, TlcSource
+from taxi_assets.zones import read_zone_lookup
+
+ZONES_GROUP = "zones"
+
+
+@dg.asset(
+    key="taxi_zone_lookup",
+    group_name=ZONES_GROUP,
+    io_manager_key="lake_io_manager",
+    metadata={"lake_folder": "raw/zones"},
+    kinds={"csv"},
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+)
+def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: LakeResource):
+    """The TLC taxi zone lookup CSV exactly as published, validated before it is stored."""
+    with lake.staging_dir() as stage:
+        result = download_file(
+            tlc.zones_url,
+            stage,
+            label="taxi zone lookup",
+            fmt="csv",
+            timeout=tlc.timeout_seconds,
+            max_attempts=tlc.max_attempts,
+            backoff_seconds=tlc.backoff_seconds,
+            log=context.log.info,
+        )
+        staged = result.path.rename(stage / "taxi_zone_lookup.csv")
+        zones = read_zone_lookup(staged)  # refuse a file we could not use, before it replaces a good one
+        yield dg.Output(
+            StagedFile(staged),
+            metadata={
+                "source_url": dg.MetadataValue.url(result.url),
+                "bytes": result.bytes,
+                "sha256": result.sha256,
+                "etag": result.etag or "",
+                "dagster/row_count": zones.num_rows,
+            },
+        )
+
+
+@dg.asset(
+    key="taxi_zones",
+    ins={"lookup": dg.AssetIn("taxi_zone_lookup")},
+    group_name=ZONES_GROUP,
+    io_manager_key="warehouse_io_manager",
+    metadata={"table": "taxi_zones"},
+    kinds={"sql"},
+)
+def taxi_zones(context: dg.AssetExecutionContext, lookup: LakeFile) -> pa.Table:
+    """The 265 taxi zones (id, borough, zone, service zone) as a warehouse table; "NA" stays a name."""
+    with lookup.local_copy() as path:
+        zones = read_zone_lookup(path)
+    context.add_output_metadata(
+        {"dagster/column_schema": column_schema(zones.schema), "preview": dg.MetadataValue.md(markdown_preview(zones.slice(zones.num_rows - 5)))}
+    )
+    return zones

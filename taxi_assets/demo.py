@@ -1,0 +1,127 @@
+"""`make demo`: the whole pipeline offline, on the embedded default, through the real download path.
+
+1. builds an offline mirror of TLC-shaped files with our generator (deterministic: same files each time),
+2. serves it over a local HTTP server, exactly as the TLC site or the zoomcamp mirror would be,
+3. materializes every asset for the chosen months on the Dagster instance in $DAGSTER_HOME,
+4. prints what was read, kept and rejected per service and month, and where the data is.
+
+Run it twice: the tables come out the same, because every month is replaced, never appended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from taxi_assets.definitions import build_definitions, service_job_name
+from taxi_assets.generator import build_mirror
+from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, mart_table, trips_table
+from taxi_assets.mirror import MirrorServer
+from taxi_assets.services import SOURCE_MONTH, get_service, parse_month
+from taxi_assets.settings import Settings
+from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
+
+DEFAULT_MONTHS = ["2023-01", "2023-02", "2023-03"]  # 2023-02 is where the TLC renamed airport_fee
+DEFAULT_ROWS = {"yellow": 60_000, "green": 12_000, "fhv": 40_000, "fhvhv": 80_000}
+
+
+def month_range(text: str) -> list[str]:
+    """'2023-01..2023-03' or '2023-01,2023-05' -> list of YYYY-MM."""
+    if ".." in text:
+        first, last = (parse_month(t) for t in text.split(".."))
+        months, current = [], first
+        while current <= last:
+            months.append(f"{current:%Y-%m}")
+            current = current.replace(year=current.year + current.month // 12, month=current.month % 12 + 1)
+        return months
+    return [f"{parse_month(t):%Y-%m}" for t in text.split(",")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", default="yellow,green")
+    parser.add_argument("--months", default=",".join(DEFAULT_MONTHS), help="YYYY-MM..YYYY-MM or a comma list")
+    parser.add_argument("--format", default="parquet", choices=["parquet", "csv.gz"])
+    parser.add_argument("--rows", type=int, default=None, help="rows per generated month (default per service)")
+    parser.add_argument("--data-dir", default=os.environ.get("TAXI_DATA_DIR", "data"))
+    args = parser.parse_args(argv)
+
+    services = [get_service(s.strip()) for s in args.services.split(",")]
+    months = month_range(args.months)
+    data = Path(args.data_dir)
+    mirror_root = data / "mirror" / args.format.replace(".", "_")
+
+    started = time.monotonic()
+    print(f"1/3 offline mirror in {mirror_root} ({args.format}, {', '.join(months)})")
+    for service in services:
+        build_mirror(mirror_root, [service.name], months, args.format, args.rows or DEFAULT_ROWS[service.name])
+
+    with MirrorServer(mirror_root) as server:
+        source_url = f"{server.url}/trip-data" if args.format == "parquet" else server.url + "/{service}"
+        env = {
+            **os.environ,
+            "TAXI_SOURCE_URL": source_url,
+            "TAXI_SOURCE_FORMAT": args.format,
+            "TAXI_ZONES_URL": f"{server.url}/misc/taxi_zone_lookup.csv",
+            "TAXI_LAKE_URI": os.environ.get("TAXI_LAKE_URI") or str(data / "lake"),
+            "TAXI_DUCKDB_PATH": os.environ.get("TAXI_DUCKDB_PATH") or str(data / "warehouse.duckdb"),
+        }
+        settings = Settings.from_env(env)
+        defs = build_definitions(settings)
+        print(f"2/3 serving it at {server.url}; materializing on the Dagster instance in {os.environ.get('DAGSTER_HOME')}")
+        with dg.DagsterInstance.get() as instance:
+            run(defs, "zones", None, instance)
+            for service in services:
+                for month in months:
+                    run(defs, service_job_name(service.name), f"{month}-01", instance)
+
+    warehouse: WarehouseResource = defs.resources["warehouse"]
+    print(f"3/3 done in {time.monotonic() - started:.1f} s\n")
+    print_summary(warehouse, services, months)
+    print(f"\nlake:      {Path(settings.lake_uri).resolve()}  (raw/, cleaned/, rejects/, trips/<service>/pickup_date=…)")
+    print(f"warehouse: {warehouse.describe()}")
+    print(f"dagster:   {os.environ.get('DAGSTER_HOME')}  (make dev shows these runs in the UI)")
+    return 0
+
+
+def run(defs: dg.Definitions, job_name: str, partition_key: str | None, instance: dg.DagsterInstance) -> None:
+    label = job_name + (f" {partition_key[:7]}" if partition_key else "")
+    started = time.monotonic()
+    result = defs.get_job_def(job_name).execute_in_process(
+        partition_key=partition_key, instance=instance, raise_on_error=False
+    )
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_failure), None)
+        message = failure.event_specific_data.error.message if failure and failure.event_specific_data else "see the run log"
+        raise SystemExit(f"   {label}: FAILED (run {result.run_id}): {message.strip()}")
+    failed_checks = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    note = f"; checks failed: {', '.join(c.check_name for c in failed_checks)}" if failed_checks else ""
+    print(f"   {label}: ok in {time.monotonic() - started:.1f} s{note}")
+
+
+def print_summary(warehouse: WarehouseResource, services: list, months: list[str]) -> None:
+    header = f"{'service':8} {'month':7} {'read':>9} {'kept':>9} {'rejected':>9}  rejected by rule"
+    print(header)
+    print("-" * len(header))
+    for service in services:
+        for month in months:
+            day = parse_month(month)
+            kept = warehouse.count(trips_table(service), day)
+            by_rule = warehouse.query(
+                f"SELECT rule, rows FROM {warehouse.table_ref(service.name + REJECTS_SUMMARY_SUFFIX)} "
+                f"WHERE {SOURCE_MONTH} = {sql_date_literal(day)} ORDER BY rows DESC, rule"
+            ).to_pylist()
+            rejected = sum(r["rows"] for r in by_rule)
+            rules = ", ".join(f"{r['rule']} {r['rows']:,}" for r in by_rule) or "none"
+            print(f"{service.name:8} {month:7} {kept + rejected:>9,} {kept:>9,} {rejected:>9,}  {rules}")
+        marts = warehouse.count(mart_table(service))
+        print(f"{service.name:8} {'mart':7} {marts:>9,} rows in {warehouse.schema_name}.{mart_table(service)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

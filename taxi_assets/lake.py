@@ -1,0 +1,292 @@
+"""The lake: a folder tree on the local disk or in a `gs://` bucket, with atomic writes.
+
+One object (a raw file, a month's cleaned parquet) is published atomically by the store itself:
+a rename on a local disk, a single object upload on GCS. A month of the date-partitioned output is
+many files in many `pickup_date=` folders, which no store can swap at once, so it is published with
+a manifest: the files go in under a fresh version, the manifest naming them is written last (one
+atomic object), and only then are older versions removed. Readers that go through the manifest
+only ever see complete months.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+PARQUET_WRITE_OPTIONS = dict(compression="zstd", compression_level=3)
+
+
+def new_version() -> str:
+    """A sortable, unique version tag: UTC time first, so later versions sort after earlier ones."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str  # relative to the dataset root, e.g. "pickup_date=2024-01-01/yellow_2024-01_v.parquet"
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one published month of a date-partitioned dataset consists of."""
+
+    dataset: str
+    month: str
+    version: str
+    rows: int
+    files: tuple[ManifestEntry, ...]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "dataset": self.dataset,
+                "month": self.month,
+                "version": self.version,
+                "rows": self.rows,
+                "files": [e.__dict__ for e in self.files],
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        return cls(
+            dataset=data["dataset"],
+            month=data["month"],
+            version=data["version"],
+            rows=data["rows"],
+            files=tuple(ManifestEntry(**e) for e in data["files"]),
+        )
+
+
+class Lake:
+    """Keys are '/'-separated paths under the lake root, e.g. 'raw/yellow/yellow_tripdata_2024-01.parquet'."""
+
+    def __init__(self, uri: str, filesystem: pafs.FileSystem | None = None):
+        self.uri = uri.rstrip("/")
+        if filesystem is not None:
+            self.fs, self.root = filesystem, self.uri.split("://", 1)[-1]
+        elif "://" in self.uri:
+            self.fs, self.root = pafs.FileSystem.from_uri(self.uri)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), str(Path(self.uri).resolve())
+        self.root = self.root.rstrip("/")
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    # -- addressing -------------------------------------------------------------------------
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key.strip('/')}"
+
+    def display(self, key: str) -> str:
+        """Where a key lives, as a user would type it (a folder path or a gs:// URI)."""
+        if self.is_local:
+            return self.path(key)
+        return f"{self.uri.split('://', 1)[0]}://{self.path(key)}"
+
+    def local_path(self, key: str) -> Path | None:
+        """The key as a local file path when the lake is on this disk (fast paths use it)."""
+        return Path(self.path(key)) if self.is_local else None
+
+    def exists(self, key: str) -> bool:
+        return self.fs.get_file_info(self.path(key)).type != pafs.FileType.NotFound
+
+    def size(self, key: str) -> int:
+        return self.fs.get_file_info(self.path(key)).size
+
+    # -- staging ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def staging_dir(self) -> Iterator[Path]:
+        """A private local folder for work in progress, removed afterwards whatever happens.
+
+        On a local lake it sits inside the lake so that publishing is a rename on one filesystem.
+        """
+        if self.is_local:
+            base = Path(self.path("_staging"))
+            base.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix="stage-", dir=base))
+        else:
+            tmp = Path(tempfile.mkdtemp(prefix="taxi-stage-"))
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- single objects ---------------------------------------------------------------------
+    def put_file(self, local_file: Path, key: str) -> None:
+        """Publish a local file at `key` atomically, replacing what was there."""
+        dest = self.path(key)
+        if self.is_local:
+            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            # A rename is atomic only within one filesystem: copy next to the destination first
+            # when the file is elsewhere (a temp dir on another mount).
+            tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
+            try:
+                os.link(local_file, tmp)
+            except OSError:
+                shutil.copyfile(local_file, tmp)
+            os.replace(tmp, dest)
+        else:
+            # One object upload is atomic on GCS: readers see the old object until it completes.
+            self.fs.create_dir(str(Path(dest).parent), recursive=True)
+            pafs.copy_files(str(local_file), dest, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        dest = self.path(key)
+        if self.is_local:
+            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        else:
+            with self.fs.open_output_stream(dest) as out:
+                out.write(data)
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.fs.open_input_stream(self.path(key)) as fh:
+            return fh.read()
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_file(self.path(key))
+
+    def parquet_file(self, key: str) -> pq.ParquetFile:
+        return pq.ParquetFile(self.fs.open_input_file(self.path(key)))
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """The object as a local file: the file itself on a local lake, a temporary download otherwise."""
+        local = self.local_path(key)
+        if local is not None:
+            yield local
+            return
+        with self.staging_dir() as tmp:
+            target = tmp / key.rsplit("/", 1)[-1]
+            pafs.copy_files(self.path(key), str(target), source_filesystem=self.fs, destination_filesystem=pafs.LocalFileSystem())
+            yield target
+
+    # -- date-partitioned months, published by manifest ------------------------------------
+    def manifest_key(self, dataset: str, month: str) -> str:
+        return f"{dataset}/_manifests/{month}.json"
+
+    def read_manifest(self, dataset: str, month: str) -> Manifest | None:
+        key = self.manifest_key(dataset, month)
+        try:
+            return Manifest.from_json(self.read_bytes(key).decode())
+        except FileNotFoundError:
+            return None
+
+    def publish_partitioned_month(
+        self,
+        dataset: str,
+        month: str,
+        file_prefix: str,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+        partition_column: str,
+    ) -> Manifest:
+        """Write one month as hive folders `{partition_column}=VALUE/`, publish it, drop older versions.
+
+        `batches` must already carry `partition_column`; it becomes the folder name (as in a hive
+        layout, it is not repeated inside the files).
+        """
+        version = new_version()
+        basename = f"{file_prefix}_{month}_{version}"
+        with self._month_lock(dataset, month), self.staging_dir() as stage:
+            ds.write_dataset(
+                pa.RecordBatchReader.from_batches(schema, batches),
+                stage,
+                format="parquet",
+                partitioning=ds.partitioning(pa.schema([schema.field(partition_column)]), flavor="hive"),
+                basename_template=basename + "-{i}.parquet",
+                file_options=ds.ParquetFileFormat().make_write_options(**PARQUET_WRITE_OPTIONS),
+                max_rows_per_group=256 * 1024,
+                existing_data_behavior="overwrite_or_ignore",
+            )
+            entries = []
+            for file in sorted(stage.rglob("*.parquet")):
+                rel = file.relative_to(stage).as_posix()
+                rows = pq.read_metadata(file).num_rows
+                entries.append(ManifestEntry(rel, rows, file.stat().st_size))
+                self.put_file(file, f"{dataset}/{rel}")
+            manifest = Manifest(dataset, month, version, sum(e.rows for e in entries), tuple(entries))
+            current = self.read_manifest(dataset, month)
+            if current is not None and current.version > version:
+                # A newer run published this month while we worked: ours is stale, withdraw it.
+                for entry in entries:
+                    self.delete(f"{dataset}/{entry.path}")
+                return current
+            self.put_bytes(manifest.to_json().encode(), self.manifest_key(dataset, month))
+            self._remove_older_versions(dataset, file_prefix, month, manifest)
+        return manifest
+
+    def month_files(self, dataset: str, month: str) -> list[str]:
+        """Keys of the files the current manifest of a month names (the published month)."""
+        manifest = self.read_manifest(dataset, month)
+        return [f"{dataset}/{e.path}" for e in manifest.files] if manifest else []
+
+    def read_partitioned_month(self, dataset: str, month: str, partition_column: str) -> ds.Dataset | None:
+        """The published month as a dataset, partition column restored from the folder names."""
+        manifest = self.read_manifest(dataset, month)
+        if manifest is None:
+            return None
+        return ds.dataset(
+            [self.path(f"{dataset}/{e.path}") for e in manifest.files],
+            filesystem=self.fs,
+            format="parquet",
+            partitioning=ds.HivePartitioning.discover(infer_dictionary=False),
+            partition_base_dir=self.path(dataset),
+        )
+
+    def _remove_older_versions(self, dataset: str, file_prefix: str, month: str, keep: Manifest) -> None:
+        """Delete this month's files that the manifest does not name: older versions, and the
+        leftovers of runs killed before they published. Newer versions are never touched."""
+        wanted = {e.path for e in keep.files}
+        marker = f"{file_prefix}_{month}_"
+        selector = pafs.FileSelector(self.path(dataset), recursive=True, allow_not_found=True)
+        base = self.path(dataset) + "/"
+        for info in self.fs.get_file_info(selector):
+            if info.type != pafs.FileType.File or not info.base_name.startswith(marker):
+                continue
+            rel = info.path[len(base):] if info.path.startswith(base) else info.path
+            version = info.base_name[len(marker):].rsplit("-", 1)[0]
+            if rel not in wanted and version < keep.version:
+                self.fs.delete_file(info.path)
+        if self.is_local:
+            for folder in Path(self.path(dataset)).glob("*=*"):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only succeeds when empty
+
+    @contextlib.contextmanager
+    def _month_lock(self, dataset: str, month: str) -> Iterator[None]:
+        """Serialise publishers of one month on a local lake (on GCS, Dagster's pools do this)."""
+        if not self.is_local:
+            yield
+            return
+        lock_dir = Path(self.path("_locks"))
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / f"{dataset.replace('/', '_')}_{month}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)

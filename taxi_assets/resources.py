@@ -1,0 +1,52 @@
+"""Resources the assets use: where the TLC files come from, and the lake."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from taxi_assets.lake import Lake
+from taxi_assets.services import SOURCE_FORMATS, Service
+from taxi_assets.settings import TLC_PARQUET_URL, TLC_ZONES_URL
+
+
+class TlcSource(dg.ConfigurableResource):
+    """The TLC's monthly trip files: the real site, the zoomcamp's csv.gz mirror, or an offline mirror."""
+
+    #: Base address; `{service}` in it is replaced by the service (the zoomcamp mirror has one
+    #: release per service), and the TLC file name is appended.
+    base_url: str = TLC_PARQUET_URL
+    format: str = "parquet"
+    zones_url: str = TLC_ZONES_URL
+    timeout_seconds: float = 120.0
+    max_attempts: int = 5
+    backoff_seconds: float = 2.0
+
+    def url_for(self, service: Service, month: dt.date) -> str:
+        if self.format not in SOURCE_FORMATS:
+            raise ValueError(f"source format {self.format!r}: expected one of {', '.join(SOURCE_FORMATS)}")
+        base = self.base_url.rstrip("/").replace("{service}", service.name)
+        return f"{base}/{service.file_name(month, self.format)}"
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake: a local folder (default `data/lake`) or a `gs://bucket/prefix`."""
+
+    uri: str = "data/lake"
+    _lake: Lake | None = PrivateAttr(default=None)
+
+    @property
+    def lake(self) -> Lake:
+        if self._lake is None:
+            self._lake = Lake(self.uri)
+        return self._lake
+
+    @contextlib.contextmanager
+    def staging_dir(self) -> Iterator[Path]:
+        with self.lake.staging_dir() as path:
+            yield path

@@ -1,0 +1,152 @@
+"""The embedded default warehouse: one DuckDB file, no server.
+
+A month is replaced in one DuckDB transaction (delete the month, insert the new rows), so other
+connections keep seeing the old month until the commit, and a process killed half-way leaves the
+file as it was: DuckDB's write-ahead log discards an uncommitted transaction on the next open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from taxi_assets.services import SOURCE_MONTH
+from taxi_assets.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, sql_date_literal
+
+_DIALECT = Dialect(
+    seconds_between=lambda start, end: f"date_diff('second', {start}, {end})",
+    to_date=lambda expr: f"CAST({expr} AS DATE)",
+    round2=lambda expr: f"ROUND({expr}, 2)",
+)
+
+
+class DuckDBWarehouse(WarehouseResource):
+    """Tables in a local DuckDB file (default `data/warehouse.duckdb`)."""
+
+    path: str = "data/warehouse.duckdb"
+    #: DuckDB lets one process write a file at a time; steps of parallel runs wait their turn.
+    lock_timeout_seconds: float = 300.0
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2 + random.random() * 0.5)
+        try:
+            if not read_only:
+                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema_name}"')
+            yield con
+        finally:
+            con.close()
+
+    # -- writes ----------------------------------------------------------------------------
+    def replace_month(self, table: str, month: dt.date, source: TableSource) -> int:
+        ref = self.table_ref(table)
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                self._ensure_table(con, ref, source.schema)
+                con.execute(f"DELETE FROM {ref} WHERE {SOURCE_MONTH} = ?", [month])
+                inserted = self._insert(con, ref, source)
+                loaded = con.execute(f"SELECT COUNT(*) FROM {ref} WHERE {SOURCE_MONTH} = ?", [month]).fetchone()[0]
+                if loaded != inserted:
+                    raise WarehouseError(
+                        f"{table} {month:%Y-%m}: {inserted} rows given but {loaded} carry source_month "
+                        f"{month:%Y-%m}; refusing a load that would leave rows of other months behind"
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return loaded
+
+    def replace_table(self, table: str, source: TableSource) -> int:
+        ref = self.table_ref(table)
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DROP TABLE IF EXISTS {ref}")
+                self._ensure_table(con, ref, source.schema)
+                inserted = self._insert(con, ref, source)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return inserted
+
+    def replace_month_from_query(self, table: str, month: dt.date, select_sql: str) -> int:
+        ref = self.table_ref(table)
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"CREATE TABLE IF NOT EXISTS {ref} AS SELECT * FROM ({select_sql}) AS q LIMIT 0")
+                con.execute(f"DELETE FROM {ref} WHERE {SOURCE_MONTH} = ?", [month])
+                con.execute(f"INSERT INTO {ref} BY NAME SELECT * FROM ({select_sql}) AS q")
+                loaded = con.execute(f"SELECT COUNT(*) FROM {ref} WHERE {SOURCE_MONTH} = ?", [month]).fetchone()[0]
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return loaded
+
+    # -- reads -----------------------------------------------------------------------------
+    def query(self, sql: str) -> pa.Table:
+        with self.connect() as con:
+            return con.execute(sql).fetch_arrow_table()
+
+    def read_month(self, table: str, month: dt.date) -> pa.Table:
+        return self.query(f"SELECT * FROM {self.table_ref(table)} WHERE {SOURCE_MONTH} = {sql_date_literal(month)}")
+
+    def table_exists(self, table: str) -> bool:
+        with self.connect() as con:
+            found = con.execute(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [self.schema_name, table],
+            ).fetchone()[0]
+        return bool(found)
+
+    @property
+    def dialect(self) -> Dialect:
+        return _DIALECT
+
+    def describe(self) -> str:
+        return f"DuckDB {Path(self.path).resolve()} (schema {self.schema_name})"
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _ensure_table(con: duckdb.DuckDBPyConnection, ref: str, schema: pa.Schema) -> None:
+        """Create the table from the Arrow schema; add columns a newer schema brought."""
+        empty = pa.table({f.name: pa.array([], f.type) for f in schema})  # noqa: F841 - read by DuckDB
+        con.execute(f"CREATE TABLE IF NOT EXISTS {ref} AS SELECT * FROM empty")
+        existing = {row[0] for row in con.execute(f"SELECT * FROM {ref} LIMIT 0").description}
+        for f in schema:
+            if f.name not in existing:
+                con.execute(f'ALTER TABLE {ref} ADD COLUMN "{f.name}" ' + _duck_type(con, f))
+
+    @staticmethod
+    def _insert(con: duckdb.DuckDBPyConnection, ref: str, source: TableSource) -> int:
+        if source.local_parquet is not None:
+            result = con.execute(f"INSERT INTO {ref} BY NAME SELECT * FROM read_parquet(?)", [str(source.local_parquet)])
+        else:
+            reader = source.open()  # noqa: F841 - scanned by DuckDB, batch by batch
+            result = con.execute(f"INSERT INTO {ref} BY NAME SELECT * FROM reader")
+        return int(result.fetchone()[0])
+
+
+def _duck_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
+    probe = pa.table({"c": pa.array([], field.type)})  # noqa: F841 - read by DuckDB
+    return str(con.execute("DESCRIBE SELECT c FROM probe").fetchone()[1])
