@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(defs: dg.Definitions, job_name: str, partition_key: str | None, instance: dg.DagsterInstance) -> None:
     label = job_name + (f" {partition_key[:7]}" if partition_key else "")
     started = time.monotonic()
-    result = defs.get_job_def(job_name).execute_in_process(
-        partition_key=partition_key, instance=instance, raise_on_error=False
+    # The full event log goes to the instance (the UI shows it); the terminal gets warnings only.
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        partition_key=partition_key, instance=instance, raise_on_error=False, run_config=quiet
     )
     if not result.success:
         failure = next((e for e in result.all_events if e.is_failure), None)

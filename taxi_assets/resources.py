@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from taxi_assets.download import DownloadError, DownloadResult, download_file
 from taxi_assets.lake import Lake
 from taxi_assets.services import SOURCE_FORMATS, Service
 from taxi_assets.settings import TLC_PARQUET_URL, TLC_ZONES_URL
@@ -32,6 +33,23 @@ class TlcSource(dg.ConfigurableResource):
             raise ValueError(f"source format {self.format!r}: expected one of {', '.join(SOURCE_FORMATS)}")
         base = self.base_url.rstrip("/").replace("{service}", service.name)
         return f"{base}/{service.file_name(month, self.format)}"
+
+
+    def fetch(self, url: str, dest_dir: Path, label: str, fmt: str, log: Callable[[str], None]) -> DownloadResult:
+        """Download and validate one file; a failure becomes a step failure that says what and why."""
+        try:
+            return download_file(
+                url,
+                dest_dir,
+                label=label,
+                fmt=fmt,
+                timeout=self.timeout_seconds,
+                max_attempts=self.max_attempts,
+                backoff_seconds=self.backoff_seconds,
+                log=log,
+            )
+        except DownloadError as exc:
+            raise dg.Failure(description=str(exc), metadata={"url": url, "reason": exc.reason}) from exc
 
 
 class LakeResource(dg.ConfigurableResource):

@@ -13,7 +13,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from taxi_assets.cleaning import RULES, Cleaner, rule_names_for
-from taxi_assets.download import download_file
 from taxi_assets.io_managers import DatePartitionedMonth, LakeFile, StagedFile
 from taxi_assets.lake import PARQUET_WRITE_OPTIONS
 from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, trips_table
@@ -54,7 +53,6 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         io_manager_key="lake_io_manager",
         metadata={"lake_folder": f"raw/{name}/{{month}}"},
         kinds={"parquet"},
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
         pool="tlc_downloads",
         description=f"The {service.title.lower()} trip file exactly as the TLC published it, validated and checksummed.",
     )
@@ -62,16 +60,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         month = parse_month(context.partition_key)
         url = tlc.url_for(service, month)
         with lake.staging_dir() as stage:
-            result = download_file(
-                url,
-                stage,
-                label=f"{name} {month_label(month)}",
-                fmt=tlc.format,
-                timeout=tlc.timeout_seconds,
-                max_attempts=tlc.max_attempts,
-                backoff_seconds=tlc.backoff_seconds,
-                log=context.log.info,
-            )
+            result = tlc.fetch(url, stage, f"{name} {month_label(month)}", tlc.format, context.log.info)
             staged = result.path.rename(stage / service.file_name(month, tlc.format))
             yield dg.Output(
                 StagedFile(staged),

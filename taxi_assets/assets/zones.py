@@ -4,7 +4,6 @@
 import dagster as dg
 import pyarrow as pa
 
-from taxi_assets.download import download_file
 from taxi_assets.io_managers import LakeFile, StagedFile
 from taxi_assets.metadata import column_schema, markdown_preview
 from taxi_assets.resources import LakeResource, TlcSource
@@ -19,21 +18,11 @@ ZONES_GROUP = "zones"
     io_manager_key="lake_io_manager",
     metadata={"lake_folder": "raw/zones"},
     kinds={"csv"},
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
 )
 def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: LakeResource):
     """The TLC taxi zone lookup CSV exactly as published, validated before it is stored."""
     with lake.staging_dir() as stage:
-        result = download_file(
-            tlc.zones_url,
-            stage,
-            label="taxi zone lookup",
-            fmt="csv",
-            timeout=tlc.timeout_seconds,
-            max_attempts=tlc.max_attempts,
-            backoff_seconds=tlc.backoff_seconds,
-            log=context.log.info,
-        )
+        result = tlc.fetch(tlc.zones_url, stage, "taxi zone lookup", "csv", context.log.info)
         staged = result.path.rename(stage / "taxi_zone_lookup.csv")
         zones = read_zone_lookup(staged)  # refuse a file we could not use, before it replaces a good one
         yield dg.Output(

@@ -106,7 +106,7 @@ class DuckDBWarehouse(WarehouseResource):
     # -- reads -----------------------------------------------------------------------------
     def query(self, sql: str) -> pa.Table:
         with self.connect() as con:
-            return con.execute(sql).fetch_arrow_table()
+            return con.execute(sql).to_arrow_table()
 
     def read_month(self, table: str, month: dt.date) -> pa.Table:
         return self.query(f"SELECT * FROM {self.table_ref(table)} WHERE {SOURCE_MONTH} = {sql_date_literal(month)}")
