@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -76,6 +78,21 @@ class Manifest:
         )
 
 
+def _sweep_abandoned(base: Path, min_age_seconds: float = 3600) -> None:
+    """Remove staging folders left by killed processes (their pid is gone and they are old)."""
+    now = time.time()
+    for folder in base.glob("stage-*-*"):
+        try:
+            pid = int(folder.name.split("-")[1])
+            if now - folder.stat().st_mtime < min_age_seconds:
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
+
+
 class Lake:
     """Keys are '/'-separated paths under the lake root, e.g. 'raw/yellow/yellow_tripdata_2024-01.parquet'."""
 
@@ -120,9 +137,10 @@ class Lake:
         if self.is_local:
             base = Path(self.path("_staging"))
             base.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix="stage-", dir=base))
+            _sweep_abandoned(base)
+            tmp = Path(tempfile.mkdtemp(prefix=f"stage-{os.getpid()}-", dir=base))
         else:
-            tmp = Path(tempfile.mkdtemp(prefix="taxi-stage-"))
+            tmp = Path(tempfile.mkdtemp(prefix=f"taxi-stage-{os.getpid()}-"))
         try:
             yield tmp
         finally:
@@ -130,18 +148,24 @@ class Lake:
 
     # -- single objects ---------------------------------------------------------------------
     def put_file(self, local_file: Path, key: str) -> None:
-        """Publish a local file at `key` atomically, replacing what was there."""
+        """Publish a finished local file at `key` atomically, replacing what was there.
+
+        The file is consumed: on a local lake it is renamed into place.
+        """
         dest = self.path(key)
         if self.is_local:
             Path(dest).parent.mkdir(parents=True, exist_ok=True)
-            # A rename is atomic only within one filesystem: copy next to the destination first
-            # when the file is elsewhere (a temp dir on another mount).
-            tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
             try:
-                os.link(local_file, tmp)
-            except OSError:
+                os.replace(local_file, dest)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                # A rename is atomic only within one filesystem: copy next to the destination,
+                # then rename that.
+                tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
                 shutil.copyfile(local_file, tmp)
-            os.replace(tmp, dest)
+                os.replace(tmp, dest)
+                os.unlink(local_file)
         else:
             # One object upload is atomic on GCS: readers see the old object until it completes.
             self.fs.create_dir(str(Path(dest).parent), recursive=True)

@@ -1,0 +1,110 @@
+"""The embedded warehouse: a month is replaced atomically and idempotently, a killed load changes
+nothing, and names are validated before any SQL is built from them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pyarrow as pa
+import pytest
+
+from taxi_assets.warehouse import DuckDBWarehouse, TableSource
+from taxi_assets.warehouse.base import WarehouseError
+
+JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
+
+
+def month_rows(month: dt.date, trips: list[int], pickup: dt.datetime | None = None) -> TableSource:
+    n = len(trips)
+    return TableSource.from_table(
+        pa.table(
+            {
+                "trip": pa.array(trips, pa.int64()),
+                "pickup_datetime": pa.array([pickup or dt.datetime.combine(month, dt.time(12))] * n, pa.timestamp("us")),
+                "fare": pa.array([12.35] * n, pa.float64()),
+                "source_month": pa.array([month] * n, pa.date32()),
+            }
+        )
+    )
+
+
+def trips(wh: DuckDBWarehouse, month: dt.date) -> list[int]:
+    return sorted(wh.read_month("t", month).column("trip").to_pylist())
+
+
+def test_month_a_then_b_then_a_again(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    # a pickup at exactly midnight of Feb 1st that the January file carried stays a January row
+    wh.replace_month("t", JAN, month_rows(JAN, [1, 2, 3], pickup=dt.datetime(2024, 2, 1)))
+    wh.replace_month("t", FEB, month_rows(FEB, [10, 11]))
+    wh.replace_month("t", JAN, month_rows(JAN, [4, 5]))
+    assert trips(wh, JAN) == [4, 5]
+    assert trips(wh, FEB) == [10, 11]
+    wh.replace_month("t", JAN, month_rows(JAN, [4, 5]))
+    assert wh.count("t") == 4
+
+
+def test_rows_of_another_month_are_refused_and_old_rows_kept(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    wh.replace_month("t", JAN, month_rows(JAN, [1, 2]))
+    with pytest.raises(WarehouseError, match="2024-01"):
+        wh.replace_month("t", JAN, month_rows(FEB, [7]))
+    assert trips(wh, JAN) == [1, 2]
+    assert trips(wh, FEB) == []
+
+
+def test_new_column_is_added_not_lost(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    wh.replace_month("t", JAN, month_rows(JAN, [1]))
+    wider = month_rows(FEB, [2]).open().read_all()
+    wider = wider.append_column("cbd_congestion_fee", pa.array([0.75]))
+    wh.replace_month("t", FEB, TableSource.from_table(wider))
+    rows = wh.query('SELECT trip, cbd_congestion_fee FROM "ny_taxi"."t" ORDER BY trip').to_pylist()
+    assert rows == [{"trip": 1, "cbd_congestion_fee": None}, {"trip": 2, "cbd_congestion_fee": 0.75}]
+
+
+SLOW_LOAD = textwrap.dedent(
+    """
+    import datetime as dt, sys, time
+    import pyarrow as pa
+    from taxi_assets.warehouse import DuckDBWarehouse, TableSource
+    month = dt.date(2024, 1, 1)
+    schema = pa.schema([("trip", pa.int64()), ("pickup_datetime", pa.timestamp("us")), ("fare", pa.float64()), ("source_month", pa.date32())])
+    def batches():
+        for i in range(100):
+            yield pa.record_batch([pa.array([1000 + i], pa.int64()), pa.array([dt.datetime(2024, 1, 2)], pa.timestamp("us")),
+                                   pa.array([1.0]), pa.array([month], pa.date32())], schema=schema)
+            if i == 2:
+                print("loading", flush=True)
+            time.sleep(0.1)
+    DuckDBWarehouse(path=sys.argv[1]).replace_month("t", month, TableSource.from_batches(schema, batches))
+    """
+)
+
+
+def test_killed_load_leaves_previous_month_and_rerun_completes(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    wh = DuckDBWarehouse(path=path)
+    wh.replace_month("t", JAN, month_rows(JAN, [1, 2, 3]))
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_LOAD, path], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "loading"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert trips(wh, JAN) == [1, 2, 3]
+    wh.replace_month("t", JAN, month_rows(JAN, [9]))
+    assert trips(wh, JAN) == [9]
+
+
+@pytest.mark.parametrize("name", ['x;DROP TABLE t', 'a"b', "", "1abc", "x" * 64, "t t"])
+def test_bad_identifiers_are_refused_before_any_sql(tmp_path, name):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    with pytest.raises(ValueError, match="invalid table"):
+        wh.replace_month(name, JAN, month_rows(JAN, [1]))
+    with pytest.raises(ValueError, match="invalid schema"):
+        DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), schema_name=name or "-").count("t")
+    assert not (tmp_path / "w.duckdb").exists()  # nothing was even opened

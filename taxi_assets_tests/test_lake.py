@@ -1,0 +1,126 @@
+"""The lake's atomic writes: single objects by rename, date-partitioned months by manifest; a process
+killed half-way leaves the published month intact and the next publish cleans up after it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyarrow as pa
+import pytest
+
+from taxi_assets.lake import Lake
+
+SCHEMA = pa.schema([("trip", pa.int64()), ("pickup_date", pa.date32())])
+
+
+def month_batches(days: list[int], rows_per_day: int, offset: int = 0):
+    for day in days:
+        yield pa.record_batch(
+            [pa.array(range(offset + day * 1000, offset + day * 1000 + rows_per_day), pa.int64()), pa.array([dt.date(2024, 1, day)] * rows_per_day, pa.date32())],
+            schema=SCHEMA,
+        )
+
+
+def read_month(lake: Lake) -> list[int]:
+    dataset = lake.read_partitioned_month("trips/yellow", "2024-01", "pickup_date")
+    return sorted(dataset.to_table().column("trip").to_pylist()) if dataset else []
+
+
+def test_put_file_replaces_atomically_and_leaves_no_temp(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"first")
+    lake.put_file(src, "raw/yellow/x.bin")
+    assert not src.exists()  # consumed: renamed into place
+    src.write_bytes(b"second!")
+    lake.put_file(src, "raw/yellow/x.bin")
+    assert lake.read_bytes("raw/yellow/x.bin") == b"second!"
+    assert [p.name for p in (tmp_path / "lake/raw/yellow").iterdir()] == ["x.bin"]
+
+
+def test_republishing_a_month_replaces_it_and_removes_old_files(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    first = lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1, 2, 3], 10), SCHEMA, "pickup_date")
+    assert first.rows == 30 and len(first.files) == 3
+    assert read_month(lake) == sorted(list(range(1000, 1010)) + list(range(2000, 2010)) + list(range(3000, 3010)))
+
+    second = lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([2, 4], 5), SCHEMA, "pickup_date")
+    assert second.version > first.version
+    assert read_month(lake) == list(range(2000, 2005)) + list(range(4000, 4005))
+    on_disk = sorted(p.relative_to(tmp_path / "lake/trips/yellow").as_posix() for p in (tmp_path / "lake/trips/yellow").rglob("*.parquet"))
+    assert on_disk == sorted(e.path for e in second.files)
+    assert not (tmp_path / "lake/trips/yellow/pickup_date=2024-01-01").exists()  # emptied folders go
+
+
+def test_other_months_are_untouched(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    lake.publish_partitioned_month("trips/yellow", "2023-12", "yellow", month_batches([31], 7), SCHEMA, "pickup_date")
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1], 3), SCHEMA, "pickup_date")
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1], 4), SCHEMA, "pickup_date")
+    december = lake.read_partitioned_month("trips/yellow", "2023-12", "pickup_date").to_table()
+    assert december.num_rows == 7
+
+
+SLOW_PUBLISH = textwrap.dedent(
+    """
+    import datetime as dt, sys, time
+    import pyarrow as pa
+    from taxi_assets.lake import Lake
+    schema = pa.schema([("trip", pa.int64()), ("pickup_date", pa.date32())])
+    def batches():
+        for day in range(1, 29):
+            yield pa.record_batch([pa.array([900000 + day], pa.int64()), pa.array([dt.date(2024, 1, day)], pa.date32())], schema=schema)
+            if day == 3:
+                print("writing", flush=True)
+            time.sleep(0.2)
+    Lake(sys.argv[1]).publish_partitioned_month("trips/yellow", "2024-01", "yellow", batches(), schema, "pickup_date")
+    """
+)
+
+
+def test_killed_publish_leaves_month_intact_and_next_publish_cleans_up(tmp_path):
+    root = tmp_path / "lake"
+    lake = Lake(str(root))
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1, 2], 10), SCHEMA, "pickup_date")
+    before = read_month(lake)
+
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_PUBLISH, str(root)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert read_month(lake) == before  # readers through the manifest never saw the half-written month
+
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([5], 2), SCHEMA, "pickup_date")
+    assert read_month(lake) == [5000, 5001]
+    assert len(list((root / "trips/yellow").rglob("*.parquet"))) == 1
+
+
+def test_abandoned_staging_of_a_dead_process_is_swept(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    abandoned = tmp_path / "lake/_staging" / f"stage-{dead}-abc"
+    abandoned.mkdir(parents=True)
+    (abandoned / "big.parquet").write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(abandoned, (old, old))
+    live = tmp_path / "lake/_staging" / f"stage-{os.getpid()}-def"
+    live.mkdir()
+    os.utime(live, (old, old))
+    with lake.staging_dir():
+        pass
+    assert not abandoned.exists()
+    assert live.exists()  # its process is alive: maybe a long run
+
+
+def test_missing_month_reads_as_none(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    assert lake.read_partitioned_month("trips/yellow", "2024-01", "pickup_date") is None
+    with pytest.raises(FileNotFoundError):
+        lake.read_bytes("nope")
