@@ -26,7 +26,8 @@ from taxi_assets.services import SOURCE_MONTH, get_service, parse_month
 from taxi_assets.settings import Settings
 from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
 
-DEFAULT_MONTHS = ["2023-01", "2023-02", "2023-03"]  # 2023-02 is where the TLC renamed airport_fee
+#: 2023-02 is where the TLC renamed airport_fee; the zoomcamp's csv.gz mirror stops at 2021-07.
+DEFAULT_MONTHS = {"parquet": "2023-01..2023-03", "csv.gz": "2021-01..2021-03"}
 DEFAULT_ROWS = {"yellow": 60_000, "green": 12_000, "fhv": 40_000, "fhvhv": 80_000}
 
 
@@ -45,14 +46,14 @@ def month_range(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", default="yellow,green")
-    parser.add_argument("--months", default=",".join(DEFAULT_MONTHS), help="YYYY-MM..YYYY-MM or a comma list")
+    parser.add_argument("--months", default=None, help="YYYY-MM..YYYY-MM or a comma list (default: 3 months of the format's era)")
     parser.add_argument("--format", default="parquet", choices=["parquet", "csv.gz"])
     parser.add_argument("--rows", type=int, default=None, help="rows per generated month (default per service)")
     parser.add_argument("--data-dir", default=os.environ.get("TAXI_DATA_DIR", "data"))
     args = parser.parse_args(argv)
 
     services = [get_service(s.strip()) for s in args.services.split(",")]
-    months = month_range(args.months)
+    months = month_range(args.months or DEFAULT_MONTHS[args.format])
     data = Path(args.data_dir)
     mirror_root = data / "mirror" / args.format.replace(".", "_")
 
