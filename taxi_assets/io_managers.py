@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from taxi_assets.lake import Lake
+from taxi_assets.metadata import parquet_metadata
 from taxi_assets.resources import LakeResource
 from taxi_assets.services import month_label, parse_month
 from taxi_assets.warehouse.base import TableSource, WarehouseResource
@@ -47,6 +48,13 @@ class DatePartitionedMonth:
 
 # -- what downstream assets receive ----------------------------------------------------------
 @dataclass(frozen=True)
+class ColumnStats:
+    nulls: int
+    min: object
+    max: object
+
+
+@dataclass(frozen=True)
 class LakeFile:
     """A published object in the lake."""
 
@@ -70,6 +78,31 @@ class LakeFile:
     @property
     def num_rows(self) -> int:
         return self.parquet().metadata.num_rows
+
+    def column_stats(self, column: str) -> ColumnStats:
+        """Nulls, min and max of a column from the parquet footer: no data is read.
+
+        Every file we write carries statistics; a file without them is scanned batch by batch.
+        """
+        pf = self.parquet()
+        index = pf.schema_arrow.get_field_index(column)
+        chunks = [pf.metadata.row_group(i).column(index).statistics for i in range(pf.metadata.num_row_groups)]
+        if all(c is not None and c.has_null_count and (c.has_min_max or c.null_count == c.num_values) for c in chunks):
+            bounded = [c for c in chunks if c.has_min_max]
+            return ColumnStats(
+                nulls=sum(c.null_count for c in chunks),
+                min=min((c.min for c in bounded), default=None),
+                max=max((c.max for c in bounded), default=None),
+            )
+        nulls, low, high = 0, None, None
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[column]):
+            values = batch.column(0)
+            nulls += values.null_count
+            bounds = pc.min_max(values)
+            lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+            low = lo if low is None or (lo is not None and lo < low) else low
+            high = hi if high is None or (hi is not None and hi > high) else high
+        return ColumnStats(nulls, low, high)
 
     def table_source(self, columns: list[str] | None = None) -> TableSource:
         """The file's rows, streamed batch by batch."""
@@ -133,6 +166,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     lake.delete(other)
         elif isinstance(obj, StagedFile) and "lake_key" in meta:
             key = _format(meta["lake_key"], context)
+            context.add_output_metadata(parquet_metadata(pq.ParquetFile(obj.path)))
             lake.put_file(obj.path, key)
         elif isinstance(obj, DatePartitionedMonth) and "lake_dataset" in meta:
             month = _month(context)
@@ -144,6 +178,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 schema=obj.source.schema.append(pa.field(obj.partition_column, pa.date32())),
                 partition_column=obj.partition_column,
             )
+            if manifest.files:
+                context.add_output_metadata(parquet_metadata(lake.parquet_file(f"{meta['lake_dataset']}/{manifest.files[0].path}")))
             context.add_output_metadata(
                 {
                     "dagster/uri": lake.display(meta["lake_dataset"]),
@@ -225,10 +261,12 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if not table:
             raise ValueError(f"{context.asset_key.to_user_string()}: no warehouse 'table' in its metadata")
         source = TableSource.from_table(obj) if isinstance(obj, pa.Table) else obj
-        if context.has_partition_key:
-            rows = self.warehouse.replace_month(table, parse_month(context.partition_key), source)
+        month = parse_month(context.partition_key) if context.has_partition_key else None
+        if month is not None:
+            rows = self.warehouse.replace_month(table, month, source)
         else:
             rows = self.warehouse.replace_table(table, source)
+        context.add_output_metadata(self.warehouse.table_metadata(table, month))
         context.add_output_metadata(
             {
                 "dagster/row_count": rows,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -24,3 +25,17 @@ def rejects_markdown(counts: dict[str, int]) -> str:
     lines = ["| rule | rows rejected |", "|---|---:|"]
     lines += [f"| {rule} | {n:,} |" for rule, n in counts.items()]
     return "\n".join(lines)
+
+
+def table_metadata(schema: pa.Schema, preview: pa.Table | pa.RecordBatch | None) -> dict[str, object]:
+    """The column schema and a preview, as every materialization shows them."""
+    meta: dict[str, object] = {"dagster/column_schema": column_schema(schema)}
+    if preview is not None:
+        meta["preview"] = dg.MetadataValue.md(markdown_preview(preview))
+    return meta
+
+
+def parquet_metadata(parquet: pq.ParquetFile, rows: int = 10) -> dict[str, object]:
+    """Schema and first rows of a parquet file, reading only its first rows."""
+    first = next(parquet.iter_batches(batch_size=rows), None)
+    return table_metadata(parquet.schema_arrow, first)

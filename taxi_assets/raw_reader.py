@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from taxi_assets.normalize import SchemaError, csv_read_options, plan_normalization
 from taxi_assets.services import Service, month_label
 
-__all__ = ["RawFileError", "count_raw_rows", "iter_canonical_batches"]
+__all__ = ["RawFileError", "count_raw_rows", "iter_canonical_batches", "raw_preview"]
 
 _SNIFF_BYTES = 1 << 20
 _MIN_BLOCK, _MAX_BLOCK = 16 << 10, 256 << 20
@@ -62,6 +62,19 @@ def count_raw_rows(path: str | PathLike, fmt: str) -> int:
     except _READ_ERRORS as exc:
         raise RawFileError(f"{path}: cannot count rows of this {fmt} file: {exc}") from None
     raise ValueError(f"unknown raw format {fmt!r}; expected 'parquet' or 'csv.gz'")
+
+
+def raw_preview(path: str | PathLike, fmt: str, rows: int = 10) -> pa.Table:
+    """The file's first rows in its own columns, as published (CSV values left as text)."""
+    if fmt == "parquet":
+        with pq.ParquetFile(str(path)) as pf:
+            first = next(pf.iter_batches(batch_size=rows), None)
+            return pa.Table.from_batches([first] if first is not None else [], schema=pf.schema_arrow)
+    header, _ = _sniff_csv(str(path), str(path))
+    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in header})
+    with pa.input_stream(str(path), compression="gzip") as stream:
+        batch = next(iter(pacsv.open_csv(stream, convert_options=convert)))
+    return pa.Table.from_batches([batch.slice(0, rows)])
 
 
 def _parquet_batches(path: str, service: Service, month: dt.date, source_name: str, batch_rows: int,

@@ -84,6 +84,13 @@ def test_every_service_month_lands_in_lake_and_warehouse(pipeline: Pipeline, mir
             assert result.success
             failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
             assert failed == [], f"{service_name} {month}: checks failed {failed}"
+            for event in result.get_asset_materialization_events():
+                meta = event.materialization.metadata
+                name = event.asset_key.to_user_string()
+                assert {"dagster/column_schema", "preview", "dagster/row_count"} <= set(meta), f"{name}: {sorted(meta)}"
+            raw_meta = next(e.materialization.metadata for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "raw_file")
+            assert raw_meta["source_url"].url.endswith(f"{service_name}_tripdata_{month}.parquet")
+            assert len(raw_meta["sha256"].text) == 64
             counts = check_month_landed(pipeline, mirror_root, service_name, month)
             assert counts["rejected"] > 0, "the generator's dirty rows must be rejected"
             assert counts["kept"] > counts["raw"] * 0.8

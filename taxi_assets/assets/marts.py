@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from taxi_assets.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
 from taxi_assets.assets.trips import key, monthly_partitions
 from taxi_assets.marts import bar_chart_markdown, daily_zone_mart_sql, mart_table, trips_per_day_sql
 from taxi_assets.services import Service, parse_month
@@ -20,6 +21,8 @@ def build_mart_assets(service: Service) -> list[dg.AssetsDefinition]:
         metadata={"table": table},
         kinds={"sql"},
         pool="warehouse_writes",
+        automation_condition=FOLLOW_UPSTREAM,
+        backfill_policy=ONE_MONTH_PER_RUN,
         description=(
             f"{service.title} trips per pickup day and zone: trips, passengers, distance, fares, tips, "
             "totals and mean duration, with borough and zone names."
@@ -32,6 +35,7 @@ def build_mart_assets(service: Service) -> list[dg.AssetsDefinition]:
         days = [(r["pickup_date"], int(r["trips"])) for r in per_day]
         return dg.MaterializeResult(
             metadata={
+                **warehouse.table_metadata(table, month),
                 "dagster/row_count": rows,
                 "dagster/table_name": f"{warehouse.schema_name}.{table}",
                 "trips": sum(n for _, n in days),

@@ -12,18 +12,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from taxi_assets.cleaning import RULES, Cleaner, rule_names_for
+from taxi_assets.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
+from taxi_assets.cleaning import REJECT_RULE, REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
 from taxi_assets.io_managers import DatePartitionedMonth, LakeFile, StagedFile
 from taxi_assets.lake import PARQUET_WRITE_OPTIONS
 from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, trips_table
-from taxi_assets.metadata import column_schema, markdown_preview, rejects_markdown
-from taxi_assets.raw_reader import iter_canonical_batches
+from taxi_assets.metadata import rejects_markdown, table_metadata
+from taxi_assets.raw_reader import iter_canonical_batches, raw_preview
 from taxi_assets.resources import LakeResource, TlcSource
 from taxi_assets.services import SOURCE_MONTH, Service, month_label, next_month, parse_month
 from taxi_assets.zones import read_zone_lookup
 
 ZONE_LOOKUP_KEY = dg.AssetKey("taxi_zone_lookup")
-REJECT_RULE = "reject_rule"
 
 
 def monthly_partitions(service: Service) -> dg.MonthlyPartitionsDefinition:
@@ -54,6 +54,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         metadata={"lake_folder": f"raw/{name}/{{month}}"},
         kinds={"parquet"},
         pool="tlc_downloads",
+        backfill_policy=ONE_MONTH_PER_RUN,
         description=f"The {service.title.lower()} trip file exactly as the TLC published it, validated and checksummed.",
     )
     def raw_file(context: dg.AssetExecutionContext, tlc: TlcSource, lake: LakeResource):
@@ -62,9 +63,11 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         with lake.staging_dir() as stage:
             result = tlc.fetch(url, stage, f"{name} {month_label(month)}", tlc.format, context.log.info)
             staged = result.path.rename(stage / service.file_name(month, tlc.format))
+            preview = raw_preview(staged, tlc.format)
             yield dg.Output(
                 StagedFile(staged),
                 metadata={
+                    **table_metadata(preview.schema, preview),
                     "source_url": dg.MetadataValue.url(result.url),
                     "bytes": result.bytes,
                     "sha256": result.sha256,
@@ -82,6 +85,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
                 io_manager_key="lake_io_manager",
                 metadata={"lake_key": f"cleaned/{name}/{name}_{{month}}.parquet"},
                 kinds={"parquet"},
+                automation_condition=FOLLOW_UPSTREAM,
                 description=f"{service.title} trips of the month in one canonical schema, rows that pass every cleaning rule.",
             ),
             "rejected": dg.AssetOut(
@@ -89,6 +93,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
                 io_manager_key="lake_io_manager",
                 metadata={"lake_key": f"rejects/{name}/{name}_{{month}}.parquet"},
                 kinds={"parquet"},
+                automation_condition=FOLLOW_UPSTREAM,
                 description=f"{service.title} rows a cleaning rule rejected, each with the rule that rejected it.",
             ),
         },
@@ -96,6 +101,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         partitions_def=partitions,
         group_name=group,
         name=f"{name}_clean_trips",
+        backfill_policy=ONE_MONTH_PER_RUN,
     )
     def clean_trips(context: dg.AssetExecutionContext, config: CleaningConfig, lake: LakeResource, raw: LakeFile, zone_lookup: LakeFile):
         month = parse_month(context.partition_key)
@@ -109,19 +115,15 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
             zone_ids = read_zone_lookup(zones_path).column("location_id")
         cleaner = Cleaner(service, month, enabled=enabled, valid_location_ids=zone_ids)
         fmt = "csv.gz" if raw.name.endswith(".csv.gz") else "parquet"
-        preview = None
         with raw.local_copy() as raw_path, lake.staging_dir() as stage:
             kept_path, rejected_path = stage / f"{name}_{month_label(month)}.parquet", stage / "rejected.parquet"
             kept_writer = pq.ParquetWriter(kept_path, service.schema, **PARQUET_WRITE_OPTIONS)
-            rejected_schema = service.schema.append(pa.field(REJECT_RULE, pa.string()))
-            rejected_writer = pq.ParquetWriter(rejected_path, rejected_schema, **PARQUET_WRITE_OPTIONS)
+            rejected_writer = pq.ParquetWriter(rejected_path, REJECTS_SCHEMA(service), **PARQUET_WRITE_OPTIONS)
             with kept_writer, rejected_writer:
                 for batch in iter_canonical_batches(raw_path, service, month, fmt, source_name=raw.name):
                     kept, rejected = cleaner.split(batch)
                     kept_writer.write_batch(kept)
                     rejected_writer.write_batch(rejected)
-                    if preview is None and kept.num_rows:
-                        preview = kept.slice(0, 10)
             if cleaner.rows_kept + sum(cleaner.counts.values()) != cleaner.rows_in:
                 raise RuntimeError(f"{name} {month_label(month)}: kept + rejected != rows read; nothing stored")
             context.log.info(
@@ -137,8 +139,6 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
                     "dagster/row_count": cleaner.rows_kept,
                     "rows_rejected": cleaner.rows_in - cleaner.rows_kept,
                     "rejected_by_rule": dg.MetadataValue.md(rejects_markdown(cleaner.counts)),
-                    "dagster/column_schema": column_schema(service.schema),
-                    "preview": dg.MetadataValue.md(markdown_preview(preview if preview is not None else service.schema.empty_table())),
                 },
             )
             yield dg.Output(
@@ -148,7 +148,6 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
                     **shared,
                     "dagster/row_count": cleaner.rows_in - cleaner.rows_kept,
                     **{f"rule/{rule}": n for rule, n in cleaner.counts.items()},
-                    "dagster/column_schema": column_schema(rejected_schema),
                 },
             )
 
@@ -160,6 +159,8 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         io_manager_key="lake_io_manager",
         metadata={"lake_dataset": f"trips/{name}", "partition_column": "pickup_date"},
         kinds={"parquet"},
+        automation_condition=FOLLOW_UPSTREAM,
+        backfill_policy=ONE_MONTH_PER_RUN,
         description=f"{service.title} cleaned trips as parquet in pickup_date=YYYY-MM-DD folders, each month published atomically.",
     )
     def trips_by_pickup_date(cleaned: LakeFile) -> DatePartitionedMonth:
@@ -174,10 +175,11 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         metadata={"table": trips_table(service)},
         kinds={"sql"},
         pool="warehouse_writes",
+        automation_condition=FOLLOW_UPSTREAM,
+        backfill_policy=ONE_MONTH_PER_RUN,
         description=f"{service.title} cleaned trips in the warehouse table {trips_table(service)}, one month replaced atomically.",
     )
-    def trips_table_asset(context: dg.AssetExecutionContext, cleaned: LakeFile):
-        context.add_output_metadata({"dagster/column_schema": column_schema(service.schema)})
+    def trips_table_asset(cleaned: LakeFile):
         return cleaned.table_source()
 
     @dg.asset(
@@ -188,6 +190,9 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         io_manager_key="warehouse_io_manager",
         metadata={"table": f"{name}{REJECTS_SUMMARY_SUFFIX}"},
         kinds={"sql"},
+        pool="warehouse_writes",
+        automation_condition=FOLLOW_UPSTREAM,
+        backfill_policy=ONE_MONTH_PER_RUN,
         description=f"Rejected {service.title.lower()} rows per cleaning rule and month, in the warehouse.",
     )
     def rejects_summary(context: dg.AssetExecutionContext, rejected: LakeFile) -> pa.Table:

@@ -5,7 +5,7 @@ import dagster as dg
 import pyarrow as pa
 
 from taxi_assets.io_managers import LakeFile, StagedFile
-from taxi_assets.metadata import column_schema, markdown_preview
+from taxi_assets.metadata import table_metadata
 from taxi_assets.resources import LakeResource, TlcSource
 from taxi_assets.zones import read_zone_lookup
 
@@ -28,6 +28,7 @@ def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: La
         yield dg.Output(
             StagedFile(staged),
             metadata={
+                **table_metadata(zones.schema, zones.slice(zones.num_rows - 5)),
                 "source_url": dg.MetadataValue.url(result.url),
                 "bytes": result.bytes,
                 "sha256": result.sha256,
@@ -44,12 +45,9 @@ def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: La
     io_manager_key="warehouse_io_manager",
     metadata={"table": "taxi_zones"},
     kinds={"sql"},
+    automation_condition=dg.AutomationCondition.eager(),
 )
-def taxi_zones(context: dg.AssetExecutionContext, lookup: LakeFile) -> pa.Table:
+def taxi_zones(lookup: LakeFile) -> pa.Table:
     """The 265 taxi zones (id, borough, zone, service zone) as a warehouse table; "NA" stays a name."""
     with lookup.local_copy() as path:
-        zones = read_zone_lookup(path)
-    context.add_output_metadata(
-        {"dagster/column_schema": column_schema(zones.schema), "preview": dg.MetadataValue.md(markdown_preview(zones.slice(zones.num_rows - 5)))}
-    )
-    return zones
+        return read_zone_lookup(path)

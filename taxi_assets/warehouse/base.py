@@ -113,6 +113,14 @@ class WarehouseResource(dg.ConfigurableResource):
         """The quoted, schema-qualified name of a table, for SQL we build ourselves."""
         return f'"{validate_identifier(self.schema_name, "schema")}"."{validate_identifier(table, "table")}"'
 
+    def table_metadata(self, table: str, month: dt.date | None = None) -> dict[str, object]:
+        """Column schema and the first rows of a table (or of one month), for the UI."""
+        from taxi_assets.metadata import table_metadata
+
+        where = f" WHERE {SOURCE_MONTH} = {sql_date_literal(month)}" if month is not None else ""
+        preview = self.query(f"SELECT * FROM {self.table_ref(table)}{where} LIMIT 10")
+        return table_metadata(preview.schema, preview)
+
     def count(self, table: str, month: dt.date | None = None) -> int:
         sql = f"SELECT COUNT(*) AS n FROM {self.table_ref(table)}"
         if month is not None:

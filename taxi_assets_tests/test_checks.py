@@ -1,0 +1,81 @@
+"""The asset checks fail when what landed is wrong: they read the files and tables, not the run's word."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from taxi_assets.io_managers import LakeFile, WarehouseTable
+from taxi_assets.services import parse_month
+
+from .conftest import Pipeline
+
+CLEANED = dg.AssetKey(["yellow", "trips_cleaned"])
+
+
+def check(pipeline: Pipeline, asset_key: dg.AssetKey, name: str) -> dg.AssetChecksDefinition:
+    return next(c for c in pipeline.defs.asset_checks if dg.AssetCheckKey(asset_key, name) in c.check_keys)
+
+
+def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def stored(pipeline: Pipeline, key: str) -> LakeFile:
+    return LakeFile(pipeline.lake, key)
+
+
+def test_checks_pass_on_a_clean_month_and_fail_on_tampered_files(pipeline: Pipeline):
+    assert pipeline.run("zones").success
+    assert pipeline.run("yellow", "2023-01").success
+    raw = stored(pipeline, "raw/yellow/2023-01/yellow_tripdata_2023-01.parquet")
+    kept = stored(pipeline, "cleaned/yellow/yellow_2023-01.parquet")
+    rejected = stored(pipeline, "rejects/yellow/yellow_2023-01.parquet")
+    reconciles = check(pipeline, CLEANED, "reconciles_with_raw")
+    keys_not_null = check(pipeline, CLEANED, "keys_not_null")
+    assert reconciles(trips_cleaned=kept, raw=raw, rejected=rejected).passed
+    assert keys_not_null(trips_cleaned=kept).passed
+
+    # lose some rejected rows: the month no longer reconciles with the raw file
+    table = pq.read_table(rejected.lake.local_path(rejected.key))
+    pq.write_table(table.slice(0, table.num_rows - 3), rejected.lake.local_path(rejected.key))
+    result = reconciles(trips_cleaned=kept, raw=raw, rejected=rejected)
+    assert not result.passed
+    assert result.metadata["difference"].value == 3
+
+    # a null pickup in the kept rows
+    path = kept.lake.local_path(kept.key)
+    table = pq.read_table(path)
+    pickups = table.column("pickup_datetime").to_pylist()
+    pickups[5] = None
+    index = table.schema.get_field_index("pickup_datetime")
+    pq.write_table(table.set_column(index, "pickup_datetime", pa.array(pickups, pa.timestamp("us"))), path)
+    result = keys_not_null(trips_cleaned=kept)
+    assert not result.passed
+    assert result.metadata["nulls/pickup_datetime"].value == 1
+
+
+def test_pickups_outside_month_warn_when_the_rule_is_off(pipeline: Pipeline):
+    assert pipeline.run("zones").success
+    config = {"ops": {"yellow_clean_trips": {"config": {"disabled_rules": ["pickup_in_month"]}}}}
+    result = pipeline.run("yellow", "2023-01", run_config=config)
+    check = evaluations(result)["pickups_within_month"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    kept = pq.read_table(pipeline.lake.local_path("cleaned/yellow/yellow_2023-01.parquet"), columns=["pickup_datetime"])
+    assert str(pc.min(kept.column(0)).as_py()) == check.metadata["earliest"].value
+
+
+def test_warehouse_check_sees_rows_that_are_not_in_the_lake(pipeline: Pipeline):
+    assert pipeline.run("zones").success
+    assert pipeline.run("yellow", "2023-01").success
+    wh = pipeline.warehouse
+    with wh.connect() as con:
+        con.execute(f"DELETE FROM {wh.table_ref('yellow_trips')} WHERE trip_distance > 5")
+    matches_lake = check(pipeline, dg.AssetKey(["yellow", "trips_table"]), "matches_lake")
+    table = WarehouseTable(wh, "yellow_trips", parse_month("2023-01"))
+    result = matches_lake(trips_table=table, cleaned=stored(pipeline, "cleaned/yellow/yellow_2023-01.parquet"))
+    assert not result.passed
+    assert result.metadata["warehouse_rows"].value < result.metadata["lake_rows"].value
