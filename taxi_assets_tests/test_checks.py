@@ -8,7 +8,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from taxi_assets.io_managers import LakeFile, WarehouseTable
-from taxi_assets.services import parse_month
+from taxi_assets.cleaning import rule_names_for
+from taxi_assets.services import YELLOW, parse_month
 
 from .conftest import Pipeline
 
@@ -59,7 +60,9 @@ def test_checks_pass_on_a_clean_month_and_fail_on_tampered_files(pipeline: Pipel
 
 def test_pickups_outside_month_warn_when_the_rule_is_off(pipeline: Pipeline):
     assert pipeline.run("zones").success
-    config = {"ops": {"yellow_clean_trips": {"config": {"disabled_rules": ["pickup_in_month"]}}}}
+    # everything but pickup_required off, so no other rule catches the out-of-month rows first
+    off = [r for r in rule_names_for(YELLOW) if r != "pickup_required"]
+    config = {"ops": {"yellow_clean_trips": {"config": {"disabled_rules": off}}}}
     result = pipeline.run("yellow", "2023-01", run_config=config)
     check = evaluations(result)["pickups_within_month"]
     assert not check.passed
