@@ -137,8 +137,40 @@ class LakeMonthDataset:
 
 
 # -- the lake IO manager ---------------------------------------------------------------------
+def _partition_key(context: dg.OutputContext | dg.InputContext) -> str | None:
+    """The month of a partitioned asset's step, None for an unpartitioned asset.
+
+    Read from the asset's own partitions, not the run's `dagster/partition` tag: runs launched by an
+    asset backfill with a backfill policy carry a partition *range* (of one month here), and then
+    `has_partition_key` is False; falling back to "unpartitioned" would replace a whole table with
+    one month. A range of several months is refused: these IO managers store one month per step.
+    """
+    if not context.has_asset_partitions:
+        return None
+    if context.has_partition_key:
+        return context.partition_key
+    keys = context.asset_partition_keys
+    if len(keys) == 1:
+        return keys[0]
+    # An asset check's input in a range run is given the whole partitions definition: use the run's range.
+    try:
+        step = context.step_context
+    except dg.DagsterInvariantViolationError:
+        step = None
+    if step is not None and step.has_partition_key_range:
+        key_range = step.partition_key_range
+        if key_range.start == key_range.end:
+            return key_range.start
+        keys = [key_range.start, key_range.end]
+    raise ValueError(
+        f"{context.asset_key.to_user_string()}: one month per step, got {keys[0]}..{keys[-1]}; "
+        "keep its backfill policy at multi_run(max_partitions_per_run=1)"
+    )
+
+
 def _month(context: dg.OutputContext | dg.InputContext) -> str | None:
-    return month_label(parse_month(context.partition_key)) if context.has_partition_key else None
+    key = _partition_key(context)
+    return month_label(parse_month(key)) if key is not None else None
 
 
 def _format(template: str, context: dg.OutputContext | dg.InputContext) -> str:
@@ -202,7 +234,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         meta = context.upstream_output.definition_metadata or {}
         lake = self.lake.lake
         name = context.upstream_output.asset_key.to_user_string()
-        where = f" {_month(context)}" if context.has_partition_key else ""
+        where = f" {_month(context)}" if _partition_key(context) is not None else ""
         if "lake_folder" in meta:
             folder = _format(meta["lake_folder"], context)
             files = self._folder_files(lake, folder)
@@ -261,7 +293,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if not table:
             raise ValueError(f"{context.asset_key.to_user_string()}: no warehouse 'table' in its metadata")
         source = TableSource.from_table(obj) if isinstance(obj, pa.Table) else obj
-        month = parse_month(context.partition_key) if context.has_partition_key else None
+        key = _partition_key(context)
+        month = parse_month(key) if key is not None else None
         if month is not None:
             rows = self.warehouse.replace_month(table, month, source)
         else:
@@ -277,5 +310,6 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> WarehouseTable:
         table = (context.upstream_output.definition_metadata or {})["table"]
-        month = parse_month(context.partition_key) if context.has_partition_key else None
+        key = _partition_key(context)
+        month = parse_month(key) if key is not None else None
         return WarehouseTable(self.warehouse, table, month)

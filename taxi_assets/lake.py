@@ -6,6 +6,11 @@ many files in many `pickup_date=` folders, which no store can swap at once, so i
 a manifest: the files go in under a fresh version, the manifest naming them is written last (one
 atomic object), and only then are older versions removed. Readers that go through the manifest
 only ever see complete months.
+
+On GCS (`gs://bucket/prefix`, see `taxi_assets.gcp` for credentials and the emulator) the
+manifest is written with a generation precondition (`ifGenerationMatch`): a publisher replaces
+exactly the manifest it read, or none at all, so an older run can never overwrite a newer one's
+manifest, even without the local file lock.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from taxi_assets import gcp
 
 PARQUET_WRITE_OPTIONS = dict(compression="zstd", compression_level=3)
 
@@ -78,12 +85,12 @@ class Manifest:
         )
 
 
-def _sweep_abandoned(base: Path, min_age_seconds: float = 3600) -> None:
+def _sweep_abandoned(base: Path, min_age_seconds: float = 3600, prefix: str = "stage-") -> None:
     """Remove staging folders left by killed processes (their pid is gone and they are old)."""
     now = time.time()
-    for folder in base.glob("stage-*-*"):
+    for folder in base.glob(f"{prefix}*-*"):
         try:
-            pid = int(folder.name.split("-")[1])
+            pid = int(folder.name[len(prefix):].split("-")[0])
             if now - folder.stat().st_mtime < min_age_seconds:
                 continue
             os.kill(pid, 0)
@@ -96,16 +103,39 @@ def _sweep_abandoned(base: Path, min_age_seconds: float = 3600) -> None:
 class Lake:
     """Keys are '/'-separated paths under the lake root, e.g. 'raw/yellow/yellow_tripdata_2024-01.parquet'."""
 
-    def __init__(self, uri: str, filesystem: pafs.FileSystem | None = None):
+    def __init__(self, uri: str, filesystem: pafs.FileSystem | None = None, gcp_keyfile: str | None = None):
         self.uri = uri.rstrip("/")
+        self.scheme = self.uri.split("://", 1)[0] if "://" in self.uri else "file"
+        self._gcp_keyfile = gcp_keyfile  # a path, never logged; see taxi_assets.gcp
+        self._fs_expires: dt.datetime | None = None
+        self._storage_client = None
         if filesystem is not None:
-            self.fs, self.root = filesystem, self.uri.split("://", 1)[-1]
+            self._fs, self.root = filesystem, self.uri.split("://", 1)[-1]
+        elif self.scheme == "gs":
+            self._fs, self._fs_expires = gcp.gcs_filesystem(gcp_keyfile)
+            self.root = self.uri[len("gs://"):]
         elif "://" in self.uri:
-            self.fs, self.root = pafs.FileSystem.from_uri(self.uri)
+            self._fs, self.root = pafs.FileSystem.from_uri(self.uri)
         else:
-            self.fs, self.root = pafs.LocalFileSystem(), str(Path(self.uri).resolve())
+            self._fs, self.root = pafs.LocalFileSystem(), str(Path(self.uri).resolve())
         self.root = self.root.rstrip("/")
-        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.is_local = isinstance(self._fs, pafs.LocalFileSystem)
+        self.is_gcs = self.scheme == "gs"
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        """The filesystem; on GCS with a key file, rebuilt before its access token expires."""
+        if self._fs_expires is not None and dt.datetime.now(dt.timezone.utc) > self._fs_expires - dt.timedelta(minutes=5):
+            self._fs, self._fs_expires = gcp.gcs_filesystem(self._gcp_keyfile)
+        return self._fs
+
+    def storage_client(self):
+        """A google-cloud-storage client for this lake's bucket (GCS only)."""
+        if not self.is_gcs:
+            raise TypeError(f"{self.uri} is not a gs:// lake")
+        if self._storage_client is None:
+            self._storage_client = gcp.storage_client(self._gcp_keyfile)
+        return self._storage_client
 
     # -- addressing -------------------------------------------------------------------------
     def path(self, key: str) -> str:
@@ -140,6 +170,7 @@ class Lake:
             _sweep_abandoned(base)
             tmp = Path(tempfile.mkdtemp(prefix=f"stage-{os.getpid()}-", dir=base))
         else:
+            _sweep_abandoned(Path(tempfile.gettempdir()), prefix="taxi-stage-")
             tmp = Path(tempfile.mkdtemp(prefix=f"taxi-stage-{os.getpid()}-"))
         try:
             yield tmp
@@ -168,7 +199,9 @@ class Lake:
                 os.unlink(local_file)
         else:
             # One object upload is atomic on GCS: readers see the old object until it completes.
-            self.fs.create_dir(str(Path(dest).parent), recursive=True)
+            # GCS has no folders: creating one would only leave a marker object behind.
+            if not self.is_gcs:
+                self.fs.create_dir(str(Path(dest).parent), recursive=True)
             pafs.copy_files(str(local_file), dest, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
 
     def put_bytes(self, data: bytes, key: str) -> None:
@@ -253,15 +286,49 @@ class Lake:
                 entries.append(ManifestEntry(rel, rows, file.stat().st_size))
                 self.put_file(file, f"{dataset}/{rel}")
             manifest = Manifest(dataset, month, version, sum(e.rows for e in entries), tuple(entries))
-            current = self.read_manifest(dataset, month)
-            if current is not None and current.version > version:
+            current = self._write_manifest(manifest)
+            if current is not manifest:
                 # A newer run published this month while we worked: ours is stale, withdraw it.
                 for entry in entries:
                     self.delete(f"{dataset}/{entry.path}")
                 return current
-            self.put_bytes(manifest.to_json().encode(), self.manifest_key(dataset, month))
             self._remove_older_versions(dataset, file_prefix, month, manifest)
         return manifest
+
+    def _write_manifest(self, manifest: Manifest) -> Manifest:
+        """Make `manifest` the month's published one unless a newer version already is; returns
+        the manifest in force afterwards (`manifest` itself when it was written)."""
+        key = self.manifest_key(manifest.dataset, manifest.month)
+        if not self.is_gcs:
+            current = self.read_manifest(manifest.dataset, manifest.month)
+            if current is not None and current.version > manifest.version:
+                return current
+            self.put_bytes(manifest.to_json().encode(), key)
+            return manifest
+        # GCS: compare-and-swap on the manifest object's generation (0 = "must not exist yet").
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        bucket_name, _, name = self.path(key).partition("/")
+        bucket = self.storage_client().bucket(bucket_name)
+        for _ in range(20):
+            generation = 0
+            blob = bucket.get_blob(name)
+            if blob is not None:
+                try:
+                    current = Manifest.from_json(blob.download_as_bytes(if_generation_match=blob.generation).decode())
+                except (NotFound, PreconditionFailed):
+                    continue  # replaced between the two calls: read again
+                if current.version > manifest.version:
+                    return current
+                generation = blob.generation
+            try:
+                bucket.blob(name).upload_from_string(
+                    manifest.to_json().encode(), content_type="application/json", if_generation_match=generation
+                )
+                return manifest
+            except PreconditionFailed:
+                continue  # another publisher wrote it since we read it: decide again
+        raise RuntimeError(f"{self.display(key)}: the manifest kept changing under us; not published")
 
     def month_files(self, dataset: str, month: str) -> list[str]:
         """Keys of the files the current manifest of a month names (the published month)."""

@@ -53,15 +53,21 @@ class TlcSource(dg.ConfigurableResource):
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The lake: a local folder (default `data/lake`) or a `gs://bucket/prefix`."""
+    """The lake: a local folder (default `data/lake`) or a `gs://bucket/prefix`.
+
+    On GCS, credentials are Application Default Credentials unless `gcp_keyfile` names a
+    service-account key file; pass it as `dg.EnvVar("TAXI_GCP_KEYFILE")` so the path stays out of
+    run config and the UI. With `STORAGE_EMULATOR_HOST` set, the lake talks to that emulator.
+    """
 
     uri: str = "data/lake"
+    gcp_keyfile: str | None = None
     _lake: Lake | None = PrivateAttr(default=None)
 
     @property
     def lake(self) -> Lake:
         if self._lake is None:
-            self._lake = Lake(self.uri)
+            self._lake = Lake(self.uri, gcp_keyfile=self.gcp_keyfile)
         return self._lake
 
     @contextlib.contextmanager

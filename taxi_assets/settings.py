@@ -27,6 +27,15 @@ class Settings:
     warehouse: str
     duckdb_path: str
     warehouse_schema: str
+    # BigQuery (TAXI_WAREHOUSE=bigquery): the dataset is TAXI_BQ_DATASET, else TAXI_WAREHOUSE_SCHEMA.
+    bq_project: str | None = None
+    bq_dataset: str | None = None
+    bq_location: str = "US"
+    #: auto | partition_load | merge (see taxi_assets.warehouse.bigquery)
+    bq_replace_mode: str = "auto"
+    #: Whether TAXI_GCP_KEYFILE is set: resources then read it through dg.EnvVar (the path
+    #: itself is never kept here).
+    gcp_keyfile_set: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -46,4 +55,9 @@ class Settings:
             warehouse=warehouse,
             duckdb_path=env.get("TAXI_DUCKDB_PATH") or "data/warehouse.duckdb",
             warehouse_schema=env.get("TAXI_WAREHOUSE_SCHEMA") or "ny_taxi",
+            bq_project=env.get("TAXI_BQ_PROJECT") or None,
+            bq_dataset=env.get("TAXI_BQ_DATASET") or None,
+            bq_location=env.get("TAXI_BQ_LOCATION") or "US",
+            bq_replace_mode=env.get("TAXI_BQ_REPLACE_MODE") or "auto",
+            gcp_keyfile_set=bool(env.get("TAXI_GCP_KEYFILE")),
         )

@@ -15,7 +15,7 @@ from taxi_assets.generator import build_mirror
 from taxi_assets.mirror import MirrorServer
 from taxi_assets.settings import Settings
 
-# pytest_plugins = ["taxi_assets_tests.postgres_server"]
+pytest_plugins = ["taxi_assets_tests.postgres_server", "taxi_assets_tests.emulators"]
 
 #: One small month per service, in each service's current parquet era, plus a second yellow
 #: month across the 2023-02 schema change.

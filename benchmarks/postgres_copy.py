@@ -1,0 +1,207 @@
+"""Loading a yellow month into Postgres: our binary COPY against the zoomcamp's pandas `to_sql`.
+
+    .venv/bin/python -m benchmarks.postgres_copy                   # 3M rows, both ways
+    .venv/bin/python -m benchmarks.postgres_copy --to-sql-rows 300000   # to_sql on the first 300k only
+
+The same rows (the canonical yellow schema, realistic NULL patterns, written once to a parquet file)
+are loaded
+  * by `PostgresWarehouse.replace_month`: streamed record batches -> binary COPY into a new
+    partition -> CHECK, indexes, ANALYZE -> atomic swap (reported whole, and without indexes);
+  * by the zoomcamp's way: pandas chunks of 100,000 rows, `to_sql(if_exists="append")` through
+    SQLAlchemy and psycopg2 into a plain table.
+It prints rows/s for each and the ratio. With no `--url` (or TAXI_TEST_POSTGRES_URL) it starts a
+throwaway server with the tests' helper, with PostgreSQL's default (durable) settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from taxi_assets.services import SOURCE_MONTH, YELLOW, next_month
+from taxi_assets.warehouse.base import TableSource
+from taxi_assets.warehouse.pg_copy import BinaryCopyEncoder, pg_type_for
+from taxi_assets.warehouse.postgres import PostgresWarehouse
+
+MONTH = dt.date(2024, 1, 1)
+BATCH_ROWS = 256 * 1024
+TO_SQL_CHUNK = 100_000
+
+
+def synthetic_yellow(rows: int, month: dt.date = MONTH, seed: int = 0, batch_rows: int = BATCH_ROWS):
+    """Batches of yellow trips in the canonical schema, shaped like a 2024 month.
+
+    NULLs come the way the TLC's do: vendor, passenger count, rate code, store-and-forward flag and
+    payment type together on a few percent of rows, congestion and airport fees on those rows too,
+    and cbd_congestion_fee (2025+) NULL throughout.
+    """
+    rng = np.random.default_rng(seed)
+    start = np.datetime64(month, "us").astype(np.int64)
+    span = np.datetime64(next_month(month), "us").astype(np.int64) - start
+    for lo in range(0, rows, batch_rows):
+        n = min(batch_rows, rows - lo)
+        pickup = start + rng.integers(0, span, n) // 10**6 * 10**6
+        dropoff = pickup + rng.integers(60, 3600, n) * 10**6
+        group = rng.random(n) < 0.05
+
+        def ints(low: int, high: int, mask=None) -> pa.Array:
+            return pa.array(rng.integers(low, high, n).astype(np.int32), mask=mask)
+
+        def money(scale: float, mask=None) -> pa.Array:
+            return pa.array(np.round(rng.gamma(2.0, scale, n), 2), mask=mask)
+
+        columns = {
+            "vendor_id": ints(1, 3, group),
+            "pickup_datetime": pa.array(pickup, pa.timestamp("us")),
+            "dropoff_datetime": pa.array(dropoff, pa.timestamp("us")),
+            "passenger_count": ints(0, 7, group),
+            "trip_distance": pa.array(np.round(rng.gamma(2.0, 1.5, n), 2)),
+            "ratecode_id": ints(1, 7, group),
+            "store_and_fwd_flag": pa.array(np.where(rng.random(n) < 0.01, "Y", "N"), mask=group),
+            "pickup_location_id": ints(1, 266),
+            "dropoff_location_id": ints(1, 266),
+            "payment_type": ints(1, 5, group),
+            "fare_amount": money(8.0),
+            "extra": money(1.0),
+            "mta_tax": money(0.3),
+            "tip_amount": money(2.0),
+            "tolls_amount": money(0.5),
+            "improvement_surcharge": money(0.5),
+            "total_amount": money(12.0),
+            "congestion_surcharge": money(1.0, group),
+            "airport_fee": money(0.5, group),
+            "cbd_congestion_fee": pa.nulls(n, pa.float64()),
+            SOURCE_MONTH: pa.array(np.full(n, month.toordinal() - dt.date(1970, 1, 1).toordinal(), np.int32), pa.date32()),
+        }
+        yield pa.record_batch(list(columns.values()), schema=YELLOW.schema)
+
+
+def write_parquet(path: Path, rows: int, seed: int) -> None:
+    with pq.ParquetWriter(path, YELLOW.schema) as writer:
+        for batch in synthetic_yellow(rows, seed=seed):
+            writer.write_batch(batch)
+
+
+def parquet_source(path: Path) -> TableSource:
+    return TableSource.from_batches(YELLOW.schema, lambda: pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS))
+
+
+def rate(rows: int, seconds: float) -> str:
+    return f"{rows:>10,} rows {seconds:8.2f} s {rows / seconds:>12,.0f} rows/s"
+
+
+def bench_encode(path: Path) -> tuple[int, float]:
+    """Client side only: read the parquet and encode every row, no server."""
+    encoder = BinaryCopyEncoder([pg_type_for(f.type) for f in YELLOW.schema])
+    rows = 0
+    started = time.perf_counter()
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        for _chunk in encoder.encode(batch):
+            pass
+        rows += batch.num_rows
+    return rows, time.perf_counter() - started
+
+
+def bench_ours(url: str, path: Path, schema: str, indexes: bool) -> tuple[int, float]:
+    wh = PostgresWarehouse(url=url, schema_name=schema) if indexes else PostgresWarehouse(url=url, schema_name=schema, index_columns=[])
+    started = time.perf_counter()
+    rows = wh.replace_month("yellow_trips", MONTH, parquet_source(path))
+    return rows, time.perf_counter() - started
+
+
+def bench_to_sql(url: str, path: Path, schema: str, limit: int) -> tuple[int, float]:
+    import pandas as pd  # the bench extra: pip install -e '.[bench]'
+    import sqlalchemy
+
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    engine = sqlalchemy.create_engine(
+        sqlalchemy.URL.create(
+            "postgresql+psycopg2",  # what the zoomcamp's notebooks and Mage blocks used
+            username=info.get("user"),
+            password=info.get("password"),
+            host=info.get("host"),
+            port=int(info["port"]) if info.get("port") else None,
+            database=info.get("dbname"),
+        )
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    rows = 0
+    started = time.perf_counter()
+    try:
+        first = True
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=TO_SQL_CHUNK):
+            if rows >= limit:
+                break
+            df = batch.to_pandas().head(limit - rows)
+            if first:  # the zoomcamp creates the table from the header first
+                df.head(0).to_sql("yellow_taxi_data", engine, schema=schema, if_exists="replace", index=False)
+                first = False
+            df.to_sql("yellow_taxi_data", engine, schema=schema, if_exists="append", index=False)
+            rows += len(df)
+    finally:
+        engine.dispose()
+    return rows, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=3_000_000)
+    parser.add_argument("--to-sql-rows", type=int, default=None, help="load only this many rows with to_sql (default: all)")
+    parser.add_argument("--skip-to-sql", action="store_true")
+    parser.add_argument("--url", default=os.environ.get("TAXI_TEST_POSTGRES_URL"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from taxi_assets_tests.postgres_server import postgres_for_tests
+
+    with tempfile.TemporaryDirectory(prefix="taxi-bench-") as tmp:
+        path = Path(tmp) / "yellow_2024-01.parquet"
+        started = time.perf_counter()
+        write_parquet(path, args.rows, args.seed)
+        print(f"data: {args.rows:,} yellow rows, {len(YELLOW.schema)} columns, {path.stat().st_size / 1e6:.0f} MB parquet "
+              f"({time.perf_counter() - started:.1f} s to generate)")
+        if args.url:
+            os.environ["TAXI_TEST_POSTGRES_URL"] = args.url
+        with postgres_for_tests(fast=False) as url:
+            with psycopg.connect(url) as conn:
+                version = conn.execute("SHOW server_version").fetchone()[0]
+                durable = conn.execute("SHOW fsync").fetchone()[0]
+            print(f"server: PostgreSQL {version} (fsync={durable}), {'given' if args.url else 'throwaway'}; client on {os.cpu_count()} cores")
+            results = {}
+            rows, secs = bench_encode(path)
+            print(f"encode only (parquet -> binary COPY bytes, no server)   {rate(rows, secs)}")
+            rows, secs = bench_ours(url, path, "bench_copy_noidx", indexes=False)
+            results["copy"] = rows / secs
+            print(f"replace_month, COPY + check + swap (no indexes)       {rate(rows, secs)}")
+            rows, secs = bench_ours(url, path, "bench_copy", indexes=True)
+            results["ours"] = rows / secs
+            print(f"replace_month, with 3 btree indexes + ANALYZE          {rate(rows, secs)}")
+            rows, secs = bench_ours(url, path, "bench_copy", indexes=True)
+            print(f"replace_month again (replaces the month atomically)    {rate(rows, secs)}")
+            if not args.skip_to_sql:
+                limit = args.to_sql_rows or args.rows
+                rows, secs = bench_to_sql(url, path, "bench_to_sql", limit)
+                results["to_sql"] = rows / secs
+                print(f"zoomcamp pandas to_sql, 100k chunks                    {rate(rows, secs)}")
+                print(f"ratio: COPY path {results['copy'] / results['to_sql']:.0f}x, whole replace_month "
+                      f"{results['ours'] / results['to_sql']:.0f}x the rows/s of to_sql")
+            with psycopg.connect(url, autocommit=True) as conn:
+                for schema in ("bench_copy_noidx", "bench_copy", "bench_to_sql"):
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

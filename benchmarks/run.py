@@ -1,0 +1,793 @@
+"""`make bench`: a TLC month end to end on this machine, the zoomcamp way and ours, side by side.
+
+One run of `python -m benchmarks.run`:
+
+1. generates realistic months with the project's generator (cached under data/bench/mirror: a rerun
+   with the same sizes reuses the files) -- a yellow month (parquet and csv.gz), an fhvhv month
+   (parquet), and the months of the backfill -- and serves them over a local HTTP mirror;
+2. starts a throwaway PostgreSQL (taxi_assets_tests/postgres_server.py), or uses --pg-url;
+3. runs each variant in a child process while sampling the RSS of the child's whole process tree
+   every 50 ms (benchmarks/rss.py):
+   - zoomcamp: the course's pandas recipe on the yellow csv.gz (benchmarks/zoomcamp.py);
+   - dagster-in-process: our pipeline, `yellow_monthly` / `fhvhv_monthly` for one partition through
+     `execute_in_process` (download from the mirror -> raw -> cleaned + rejected -> lake by pickup
+     date -> Postgres warehouse -> mart, with the asset checks), on a fresh lake and warehouse schema;
+   - dagster-cli: the same yellow month through `dagster asset materialize` (a new process that loads
+     the code location, as a user types it);
+   - backfill-daemon (--backfill daemon, the default): N yellow months as one asset backfill launched
+     over GraphQL (`launchPartitionBackfill`; the CLI has no asset backfill command), executed by
+     `dagster-daemon` (queued run coordinator, default run launcher) on an instance of its own;
+   - backfill-in-process (--backfill in-process, the --quick default, and the fallback when the
+     daemon backfill fails): the same N months as N sequential in-process runs;
+4. prints a table and writes benchmarks/results/bench-<UTC time>.json (a list of objects, one per
+   variant).
+
+Timing boundary. `seconds` is the variant's work as measured inside the child, from just before
+the work starts (imports done, definitions loaded) to its end -- the same boundary for the zoomcamp
+recipe and for ours. `process_seconds` is the child's whole life (interpreter start, imports, the
+untimed zone lookup set-up included). `ratio_vs_zoomcamp` is rows/s over the zoomcamp's rows/s (for
+the same month, the speed-up in time).
+
+    python -m benchmarks.run                       # the full run (about 15-20 min on 2 cores)
+    python -m benchmarks.run --quick               # tiny sizes, under a minute (the pytest smoke test)
+    python -m benchmarks.run --yellow-rows 1000000 --skip zoomcamp --backfill in-process --months 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.rss import MiB, TreeSampler, run_sampled
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+YELLOW_MONTH = "2021-01"  # the zoomcamp's month; the csv.gz mirror stops at 2021-07
+FHVHV_MONTH = "2021-01"
+BACKFILL_START = "2020-01"  # the backfill's months: 2020-01 onwards (parquet)
+
+FULL = {"yellow_rows": 3_000_000, "fhvhv_rows": 20_000_000, "months": 12, "backfill_rows": 3_000_000}
+QUICK = {"yellow_rows": 20_000, "fhvhv_rows": 30_000, "months": 2, "backfill_rows": 10_000}
+
+VARIANTS = ("zoomcamp", "dagster-in-process", "dagster-cli", "backfill")
+#: The assets of a service month (the service's group): what a backfill selects.
+SERVICE_ASSETS = ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table",
+                  "rejects_summary", "daily_zone_mart")
+PG_DATABASE = "ny_taxi"
+
+
+# ============================================================================ results
+
+
+@dataclass
+class Result:
+    variant: str
+    service: str
+    fmt: str
+    rows: int
+    seconds: float | None
+    peak_rss_mb: float | None
+    process_seconds: float | None = None
+    cpu_seconds: float | None = None
+    max_single_rss_mb: float | None = None
+    peak_processes: int | None = None
+    ok: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float | None:
+        return self.rows / self.seconds if self.seconds else None
+
+    def as_json(self, baseline: Result | None) -> dict[str, Any]:
+        ratio = None
+        if baseline is not None and baseline is not self and self.rows_per_s and baseline.rows_per_s:
+            ratio = round(self.rows_per_s / baseline.rows_per_s, 2)
+        rnd = lambda v, n=3: None if v is None else round(v, n)  # noqa: E731
+        return {
+            "variant": self.variant,
+            "service": self.service,
+            "format": self.fmt,
+            "rows": self.rows,
+            "seconds": rnd(self.seconds),
+            "rows_per_s": rnd(self.rows_per_s, 0),
+            "peak_rss_mb": rnd(self.peak_rss_mb, 1),
+            "ratio_vs_zoomcamp": ratio,
+            "process_seconds": rnd(self.process_seconds),
+            "cpu_seconds": rnd(self.cpu_seconds),
+            "max_single_rss_mb": rnd(self.max_single_rss_mb, 1),
+            "peak_processes": self.peak_processes,
+            "ok": self.ok,
+            **self.extra,
+        }
+
+
+# ============================================================================ helpers
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _month_list(first: str, count: int) -> list[str]:
+    year, month = map(int, first.split("-"))
+    out = []
+    for _ in range(count):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def postgres(pg_url: str | None, fast: bool) -> Iterator[str]:
+    """A libpq URL of the database `ny_taxi` on --pg-url's server or on a throwaway one."""
+    import psycopg
+    from psycopg import sql
+
+    if pg_url:
+        server_url, stop = pg_url, None
+    else:
+        from taxi_assets_tests.postgres_server import FAST_SETTINGS, start_postgres
+
+        server = start_postgres(settings=FAST_SETTINGS if fast else None)
+        server_url, stop = server.url, server.stop
+    try:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DATABASE]).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
+        yield _with_dbname(server_url, PG_DATABASE)
+    finally:
+        if stop is not None:
+            stop()
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    """The same server's postgresql:// URL for another database (kept a URL: SQLAlchemy needs one)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"--pg-url must be a postgresql:// URL, not {url!r}")
+    return urllib.parse.urlunsplit(parts._replace(path="/" + dbname))
+
+
+def pg_env(pg_url: str) -> dict[str, str]:
+    """Environment that points the pipeline's Postgres warehouse (PostgresWarehouse.from_env) at `pg_url`."""
+    return {"TAXI_WAREHOUSE": "postgres", "TAXI_POSTGRES_URL": pg_url}
+
+
+def drop_schema(pg_url: str, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# ============================================================================ children (timed work)
+
+
+def _step_times(instance, run_id: str) -> dict[str, float]:
+    """Seconds per step of a finished run (STEP_START -> STEP_SUCCESS/FAILURE), from the event log."""
+    return {
+        s.step_key: round(s.end_time - s.start_time, 3)
+        for s in instance.get_run_step_stats(run_id)
+        if s.start_time is not None and s.end_time is not None
+    }
+
+
+def _run_bounds(instance, run_id: str) -> tuple[float | None, float | None, float | None]:
+    """(created, started, ended) epoch seconds of a run."""
+    record = instance.get_run_record_by_id(run_id)
+    if record is None:
+        return None, None, None
+    return record.create_timestamp.timestamp(), record.start_time, record.end_time
+
+
+def _materialized_rows(result, asset_suffix: str) -> int | None:
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        if mat.asset_key.path[-1] == asset_suffix:
+            value = mat.metadata.get("dagster/row_count")
+            return None if value is None else int(value.value)
+    return None
+
+
+def child_pipeline(args: argparse.Namespace) -> int:
+    """One service month through the whole job, in this process; reports what it measured."""
+    started = time.perf_counter()
+    import dagster as dg
+
+    from taxi_assets.definitions import build_definitions, service_job_name
+    from taxi_assets.settings import Settings
+
+    imported = time.perf_counter()
+    defs = build_definitions(Settings.from_env())
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    out: dict[str, Any] = {"import_seconds": imported - started}
+    with dg.DagsterInstance.get() as instance:
+        if args.zones:  # set-up, not timed: the zone lookup the cleaning step reads
+            defs.resolve_job_def("zones").execute_in_process(instance=instance, run_config=quiet)
+        job = defs.resolve_job_def(service_job_name(args.service))
+        out["setup_seconds"] = time.perf_counter() - imported
+        runs = []
+        work_started = time.perf_counter()
+        for month in args.months.split(","):
+            t0 = time.perf_counter()
+            result = job.execute_in_process(partition_key=f"{month}-01", instance=instance, run_config=quiet,
+                                            raise_on_error=False)
+            seconds = time.perf_counter() - t0
+            checks = {c.check_name: bool(c.passed) for c in result.get_asset_check_evaluations()}
+            _, run_start, run_end = _run_bounds(instance, result.run_id)
+            runs.append({
+                "month": month, "run_id": result.run_id, "success": result.success, "seconds": round(seconds, 3),
+                "run_seconds": None if run_start is None or run_end is None else round(run_end - run_start, 3),
+                "steps": _step_times(instance, result.run_id),
+                "rows_kept": _materialized_rows(result, "trips_cleaned"),
+                "rows_rejected": _materialized_rows(result, "trips_rejected"),
+                "rows_in_warehouse": _materialized_rows(result, "trips_table"),
+                "checks": checks,
+            })
+            if not result.success:
+                failure = next((e for e in result.all_events if e.is_failure), None)
+                data = failure.event_specific_data if failure else None
+                runs[-1]["error"] = getattr(getattr(data, "error", None), "message", "see the run log")
+        out["work_seconds"] = time.perf_counter() - work_started
+    out["runs"] = runs
+    out["ok"] = all(r["success"] for r in runs)
+    Path(args.result).write_text(json.dumps(out))
+    return 0 if out["ok"] else 1
+
+
+def child_zones(args: argparse.Namespace) -> int:
+    """Materialize the zone lookup on the instance in $DAGSTER_HOME (set-up for the CLI and the daemon)."""
+    import dagster as dg
+
+    from taxi_assets.definitions import build_definitions
+    from taxi_assets.settings import Settings
+
+    defs = build_definitions(Settings.from_env())
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("zones").execute_in_process(instance=instance, raise_on_error=False)
+    return 0 if result.success else 1
+
+
+# ============================================================================ the parent
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    data: Path
+    pg_url: str
+    mirror_url: str
+    results: list[Result] = field(default_factory=list)
+    _homes: set[str] = field(default_factory=set)
+
+    def base_env(self, name: str, fmt: str, home_name: str | None = None) -> dict[str, str]:
+        """Environment of a variant: its own lake and warehouse schema; its own Dagster home unless
+        `home_name` names a shared one (the in-process variants share one SQLite instance, created once)."""
+        home = self.data / "dagster_home" / (home_name or name)
+        if home_name is None or home_name not in self._homes:
+            shutil.rmtree(home, ignore_errors=True)
+            home.mkdir(parents=True)
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            self._homes.add(home_name or name)
+        lake = self.data / "lake" / name
+        shutil.rmtree(lake, ignore_errors=True)
+        schema = "bench_" + name.replace("-", "_")
+        drop_schema(self.pg_url, schema)
+        source = f"{self.mirror_url}/trip-data" if fmt == "parquet" else self.mirror_url + "/{service}"
+        env = {
+            **os.environ,
+            **pg_env(self.pg_url),
+            "DAGSTER_HOME": str(home),
+            "TAXI_SOURCE_URL": source,
+            "TAXI_SOURCE_FORMAT": fmt,
+            "TAXI_ZONES_URL": f"{self.mirror_url}/misc/taxi_zone_lookup.csv",
+            "TAXI_LAKE_URI": str(lake),
+            "TAXI_WAREHOUSE_SCHEMA": schema,
+            "TAXI_DUCKDB_PATH": str(self.data / f"{name}.duckdb"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        if self.args.warehouse == "duckdb":
+            env["TAXI_WAREHOUSE"] = "duckdb"
+            Path(env["TAXI_DUCKDB_PATH"]).unlink(missing_ok=True)
+        return env
+
+    def _child(self, name: str, argv: list[str], env: dict[str, str]) -> tuple[Any, dict[str, Any], Path]:
+        logs = self.data / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{name}.log"
+        with open(log_path, "w") as fh:
+            run = run_sampled(argv, env=env, cwd=str(ROOT), stdout=fh, stderr=subprocess.STDOUT,
+                              timeout=self.args.timeout)
+        result_path = self.data / "logs" / f"{name}.json"
+        return run, _read_json(result_path), log_path
+
+    def add(self, result: Result) -> Result:
+        self.results.append(result)
+        rps = f"{result.rows_per_s:,.0f} rows/s" if result.rows_per_s else "-"
+        secs = f"{result.seconds:.2f} s" if result.seconds is not None else "-"
+        peak = f"{result.peak_rss_mb:.0f} MB" if result.peak_rss_mb is not None else "-"
+        log(f"   {result.variant} {result.service} {result.fmt}: {'ok' if result.ok else 'FAILED'} "
+            f"{secs}, {rps}, peak RSS {peak}")
+        return result
+
+    # -- the variants ---------------------------------------------------------------------
+    def zoomcamp(self, rows: int) -> Result:
+        name = "zoomcamp-yellow"
+        result_path = self.data / "logs" / f"{name}.json"
+        result_path.unlink(missing_ok=True)
+        url = f"{self.mirror_url}/yellow/yellow_tripdata_{YELLOW_MONTH}.csv.gz"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        argv = [PY, "-m", "benchmarks.zoomcamp", "--url", url, "--pg-url", self.pg_url, "--result", str(result_path)]
+        run, out, log_path = self._child(name, argv, env)
+        ok = run.returncode == 0 and out.get("rows") == rows
+        return self.add(Result(
+            "zoomcamp", "yellow", "csv.gz", rows, out.get("work_seconds"), run.peak_rss_mb,
+            process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+            peak_processes=run.peak_processes, ok=ok,
+            extra={"rows_loaded": out.get("rows_loaded"), "rows_read": out.get("rows"),
+                   "method": "pandas.read_csv(chunksize=100000, dtype map) + to_sql(if_exists='append') via "
+                             "SQLAlchemy/psycopg2", "log": str(log_path)},
+        ))
+
+    def pipeline(self, service: str, fmt: str, month: str, rows: int) -> Result:
+        name = f"dagster-in-process-{service}-{fmt.replace('.', '')}"
+        env = self.base_env(name, fmt, home_name="in-process")
+        result_path = self.data / "logs" / f"{name}.json"
+        result_path.unlink(missing_ok=True)
+        argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", service, "--months", month, "--zones",
+                "--result", str(result_path)]
+        run, out, log_path = self._child(name, argv, env)
+        first = (out.get("runs") or [{}])[0]
+        ok = run.returncode == 0 and bool(out.get("ok"))
+        steps = first.get("steps") or {}
+        return self.add(Result(
+            "dagster-in-process", service, fmt, rows, first.get("seconds"), run.peak_rss_mb,
+            process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+            peak_processes=run.peak_processes, ok=ok,
+            extra={
+                "method": "defs.resolve_job_def(f'{service}_monthly').execute_in_process(partition_key=...)",
+                "rows_read": (first.get("rows_kept") or 0) + (first.get("rows_rejected") or 0) or None,
+                "rows_kept": first.get("rows_kept"),
+                "rows_in_warehouse": first.get("rows_in_warehouse"),
+                "rows_rejected": first.get("rows_rejected"),
+                "run_seconds": first.get("run_seconds"),
+                "steps_seconds": round(sum(steps.values()), 3) if steps else None,
+                "steps": steps,
+                "checks": first.get("checks"),
+                "import_seconds": _r(out.get("import_seconds")),
+                "error": first.get("error"),
+                "log": str(log_path),
+            },
+        ))
+
+    def cli(self, service: str, fmt: str, month: str, rows: int) -> Result:
+        """`dagster asset materialize` for the service's assets and one partition, as a user types it."""
+        name = f"dagster-cli-{service}-{fmt.replace('.', '')}"
+        env = self.base_env(name, fmt)
+        setup = subprocess.run([PY, "-m", "benchmarks.run", "child-zones"], env=env, cwd=ROOT,
+                               capture_output=True, text=True)
+        if setup.returncode:
+            log(setup.stdout[-2000:] + setup.stderr[-2000:])
+        select = ",".join(f"{service}/{a}" for a in SERVICE_ASSETS)
+        argv = [str(Path(PY).parent / "dagster"), "asset", "materialize", "-m", "taxi_assets.definitions",
+                "--select", select, "--partition", f"{month}-01"]
+        run, _, log_path = self._child(name, argv, env)
+        import dagster as dg
+
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            records = [r for r in instance.get_run_records() if r.dagster_run.tags.get("dagster/partition") == f"{month}-01"]
+            record = records[0] if records else None
+            steps = _step_times(instance, record.dagster_run.run_id) if record else {}
+        run_seconds = (record.end_time - record.start_time) if record and record.end_time and record.start_time else None
+        ok = run.returncode == 0 and record is not None and record.dagster_run.is_success
+        return self.add(Result(
+            "dagster-cli", service, fmt, rows, run.wall_seconds, run.peak_rss_mb,
+            process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+            peak_processes=run.peak_processes, ok=ok,
+            extra={"method": f"dagster asset materialize -m taxi_assets.definitions --select <{service} group> "
+                             f"--partition {month}-01 (seconds = the whole command)",
+                   "run_seconds": _r(run_seconds), "steps_seconds": round(sum(steps.values()), 3) if steps else None,
+                   "steps": steps, "log": str(log_path)},
+        ))
+
+    def backfill_in_process(self, months: list[str], rows: int) -> Result:
+        name = "backfill-in-process-yellow"
+        env = self.base_env(name, "parquet", home_name="in-process")
+        result_path = self.data / "logs" / f"{name}.json"
+        result_path.unlink(missing_ok=True)
+        argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", "yellow", "--months", ",".join(months),
+                "--zones", "--result", str(result_path)]
+        run, out, log_path = self._child(name, argv, env)
+        runs = out.get("runs") or []
+        ok = run.returncode == 0 and bool(out.get("ok")) and len(runs) == len(months)
+        seconds = out.get("work_seconds")
+        steps_total = sum(sum(r.get("steps", {}).values()) for r in runs)
+        runs_total = sum(r.get("seconds") or 0 for r in runs)
+        return self.add(Result(
+            "backfill-in-process", "yellow", "parquet", rows * len(months), seconds, run.peak_rss_mb,
+            process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+            peak_processes=run.peak_processes, ok=ok,
+            extra=_backfill_extra(len(months), seconds, steps_total, runs_total, {
+                "method": f"{len(months)} sequential execute_in_process runs of yellow_monthly (not the daemon)",
+                "per_run_seconds": [r.get("seconds") for r in runs],
+                "log": str(log_path)}),
+        ))
+
+    def backfill_daemon(self, months: list[str], rows: int) -> Result:
+        """An asset backfill over GraphQL, run by dagster-daemon, on an instance of its own."""
+        name = "backfill-daemon-yellow"
+        env = self.base_env(name, "parquet")
+        home = Path(env["DAGSTER_HOME"])
+        storage = _daemon_instance_yaml(self.args.backfill_concurrency)
+        (home / "dagster.yaml").write_text(storage)
+        workspace = home / "workspace.yaml"
+        workspace.write_text(
+            "load_from:\n  - python_module:\n      module_name: taxi_assets.definitions\n"
+            f"      working_directory: {ROOT}\n      location_name: taxi_assets\n")
+        setup = subprocess.run([PY, "-m", "benchmarks.run", "child-zones"], env=env, cwd=ROOT,
+                               capture_output=True, text=True)
+        if setup.returncode:
+            log(setup.stdout[-2000:] + setup.stderr[-2000:])
+        logs = self.data / "logs"
+        port = _free_port()
+        bin_dir = Path(PY).parent
+        web_log = open(logs / f"{name}-webserver.log", "w")
+        daemon_log = open(logs / f"{name}-daemon.log", "w")
+        web = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
+                                "-p", str(port)], env=env, cwd=ROOT, stdout=web_log, stderr=subprocess.STDOUT)
+        daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], env=env,
+                                  cwd=ROOT, stdout=daemon_log, stderr=subprocess.STDOUT)
+        graphql = f"http://127.0.0.1:{port}/graphql"
+        sampler = TreeSampler(daemon.pid).start()
+        extra: dict[str, Any] = {
+            "method": f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL "
+                      "launchPartitionBackfill; dagster-daemon (QueuedRunCoordinator, "
+                      f"max_concurrent_runs={self.args.backfill_concurrency}, DefaultRunLauncher); "
+                      "peak RSS = the daemon's process tree (code server, run workers); "
+                      "seconds = launch -> last run ended"}
+        seconds = None
+        ok = False
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/server_info", 120)
+            keys = [{"path": ["yellow", a]} for a in SERVICE_ASSETS]
+            launched = time.time()
+            backfill_id = _launch_backfill(graphql, keys, [f"{m}-01" for m in months])
+            status = _wait_backfill(graphql, backfill_id, self.args.timeout)
+            backfill_done = time.time()
+            extra.update({"backfill_id": backfill_id, "backfill_status": status,
+                          "backfill_status_seconds": round(backfill_done - launched, 3)})
+            import dagster as dg
+            from dagster import RunsFilter
+
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                records = instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id}))
+                runs = []
+                for r in records:
+                    steps = _step_times(instance, r.dagster_run.run_id)
+                    runs.append({
+                        "partition": r.dagster_run.tags.get("dagster/partition"),
+                        "status": r.dagster_run.status.value,
+                        "created": r.create_timestamp.timestamp(), "start": r.start_time, "end": r.end_time,
+                        "steps_seconds": sum(steps.values())})
+            ends = [r["end"] for r in runs if r["end"]]
+            seconds = (max(ends) - launched) if ends else None
+            ok = (status in ("COMPLETED", "COMPLETED_SUCCESS") and len(runs) == len(months)
+                  and all(r["status"] == "SUCCESS" for r in runs))
+            steps_total = sum(r["steps_seconds"] for r in runs)
+            runs_total = sum((r["end"] - r["start"]) for r in runs if r["end"] and r["start"])
+            queued = [r["start"] - r["created"] for r in runs if r["start"]]
+            extra = _backfill_extra(len(months), seconds, steps_total, runs_total, extra)
+            extra.update({
+                "runs": len(runs),
+                "run_statuses": sorted({r["status"] for r in runs}),
+                "mean_queue_and_launch_seconds": _r(sum(queued) / len(queued)) if queued else None,
+                "first_run_created_after_launch_seconds": _r(min(r["created"] for r in runs) - launched) if runs else None,
+                "per_run_seconds": [_r(r["end"] - r["start"]) if r["end"] and r["start"] else None
+                                    for r in sorted(runs, key=lambda r: r["partition"] or "")],
+            })
+        except Exception as exc:  # report, don't lose the other variants
+            extra["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            sampler.stop()
+            for proc in (daemon, web):
+                proc.terminate()
+            for proc in (daemon, web):
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            web_log.close()
+            daemon_log.close()
+        extra["log"] = str(logs / f"{name}-daemon.log")
+        return self.add(Result(
+            "backfill-daemon", "yellow", "parquet", rows * len(months), seconds, sampler.peak_bytes / MiB,
+            peak_processes=sampler.peak_processes, ok=ok, extra=extra))
+
+
+def _r(value: float | None, n: int = 3) -> float | None:
+    return None if value is None else round(value, n)
+
+
+def _backfill_extra(months: int, seconds: float | None, steps_total: float, runs_total: float,
+                    extra: dict[str, Any]) -> dict[str, Any]:
+    """Months per minute, and how the run time splits into step work and Dagster's own overhead."""
+    out = dict(extra)
+    out["months"] = months
+    out["months_per_minute"] = _r(months / seconds * 60, 2) if seconds else None
+    out["step_seconds_total"] = _r(steps_total)
+    out["run_seconds_total"] = _r(runs_total)
+    if seconds:
+        # Work = the steps' own execution (our code + IO managers), as Dagster's event log times it.
+        # Overhead = everything else the months took: run launch and start-up, event-log writes between
+        # steps, queueing, daemon ticks. With concurrent runs the wall time is shared, so the split is
+        # over run-seconds for the in-run part and over wall time for the whole.
+        out["overhead_share_of_run_time"] = _r(1 - steps_total / runs_total, 3) if runs_total else None
+        out["work_share_of_wall"] = _r(min(steps_total / seconds, 1.0), 3) if seconds else None
+    return out
+
+
+def _daemon_instance_yaml(concurrency: int) -> str:
+    """The daemon's instance: the repo's dagster.yaml (Postgres storage) if there is one, else SQLite."""
+    queued = ("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+              f"  config:\n    max_concurrent_runs: {concurrency}\n"
+              "telemetry:\n  enabled: false\n")
+    return queued
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        data = json.loads(resp.read())
+    if data.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {data['errors']}")
+    return data["data"]
+
+
+_LAUNCH = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}"""
+_STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { id status }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def _launch_backfill(url: str, asset_keys: list[dict], partitions: list[str]) -> str:
+    params = {"assetSelection": asset_keys, "partitionNames": partitions, "title": "benchmarks.run"}
+    answer = _graphql(url, _LAUNCH, {"params": params})["launchPartitionBackfill"]
+    if answer["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"backfill not launched: {answer}")
+    return answer["backfillId"]
+
+
+def _wait_backfill(url: str, backfill_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = _graphql(url, _STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        status = answer.get("status")
+        if status not in (None, "REQUESTED", "CANCELING", "FAILING"):
+            return status
+        if answer["__typename"] != "PartitionBackfill":
+            raise RuntimeError(f"backfill status: {answer}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"backfill {backfill_id} still {status} after {timeout:.0f} s")
+        time.sleep(1.0)
+
+
+# ============================================================================ report
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = (f"{'variant':22} {'service':7} {'format':7} {'rows':>11} {'seconds':>8} {'rows/s':>11} "
+              f"{'peak RSS MB':>11} {'x zoomcamp':>10} {'process s':>9} {'cpu s':>7}")
+    log(header)
+    log("-" * len(header))
+    for r in rows:
+        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        log(f"{r['variant']:22} {r['service']:7} {r['format']:7} {r['rows']:>11,} {fmt(r['seconds'], '>8.2f')} "
+            f"{fmt(r['rows_per_s'], '>11,.0f')} {fmt(r['peak_rss_mb'], '>11.0f')} "
+            f"{fmt(r['ratio_vs_zoomcamp'], '>10.1f')} {fmt(r['process_seconds'], '>9.1f')} "
+            f"{fmt(r['cpu_seconds'], '>7.1f')}{'' if r['ok'] else '  FAILED'}")
+    for r in rows:
+        if r.get("months_per_minute") is not None:
+            log(f"{r['variant']}: {r['months']} months, {r['months_per_minute']} months/min; step work "
+                f"{r['step_seconds_total']} s of {r['run_seconds_total']} run-s "
+                f"(Dagster overhead {_pct(r.get('overhead_share_of_run_time'))} of run time); "
+                f"work {_pct(r.get('work_share_of_wall'))} of wall")
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.0f}%"
+
+
+# ============================================================================ main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"tiny sizes for a smoke run: {QUICK}")
+    parser.add_argument("--yellow-rows", type=int, help=f"rows of the yellow month (default {FULL['yellow_rows']:,})")
+    parser.add_argument("--fhvhv-rows", type=int, help=f"rows of the fhvhv month (default {FULL['fhvhv_rows']:,})")
+    parser.add_argument("--months", type=int, help=f"months in the backfill (default {FULL['months']})")
+    parser.add_argument("--backfill-rows", type=int,
+                        help=f"rows of each backfill month (default {FULL['backfill_rows']:,})")
+    parser.add_argument("--backfill-concurrency", type=int, default=1,
+                        help="max concurrent runs of the daemon backfill (default 1: 2 cores, and a run uses both)")
+    parser.add_argument("--skip", default="", help=f"comma-separated variants to leave out: {', '.join(VARIANTS)}")
+    parser.add_argument("--backfill", choices=("daemon", "in-process", "both"),
+                        help="how the backfill runs: through dagster-daemon (default; falls back to in-process "
+                             "runs, and says so, if the daemon backfill fails) or as sequential in-process runs "
+                             "(the --quick default)")
+    parser.add_argument("--pg-url", default=os.environ.get("TAXI_BENCH_POSTGRES_URL"),
+                        help="an existing server (libpq URL); default: a throwaway one")
+    parser.add_argument("--pg-fast", action="store_true",
+                        help="start the throwaway server with fsync/synchronous_commit off (default: durable)")
+    parser.add_argument("--warehouse", choices=("postgres", "duckdb"), default="postgres")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--timeout", type=float, default=3600, help="per variant, seconds")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    for key, default in sizes.items():
+        if getattr(args, key) is None:
+            setattr(args, key, default)
+    args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    unknown = args.skip - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants in --skip: {sorted(unknown)}; known: {VARIANTS}")
+    if args.backfill is None:
+        # a webserver and a daemon do not start within a smoke run's minute
+        args.backfill = "in-process" if args.quick else "daemon"
+    if args.quick and not args.skip:
+        args.skip = {"dagster-cli"}
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("child-pipeline", "child-zones"):
+        child = argparse.ArgumentParser()
+        child.add_argument("mode")
+        child.add_argument("--service")
+        child.add_argument("--months")
+        child.add_argument("--zones", action="store_true")
+        child.add_argument("--result")
+        cargs = child.parse_args(argv)
+        return child_pipeline(cargs) if cargs.mode == "child-pipeline" else child_zones(cargs)
+
+    args = parse_args(argv)
+    from taxi_assets.generator import build_mirror
+    from taxi_assets.mirror import MirrorServer
+
+    data: Path = args.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    started_at = dt.datetime.now(dt.timezone.utc)
+    load_start = _loadavg()
+    backfill_months = _month_list(BACKFILL_START, args.months)
+    mirror_root = data / "mirror" / ("quick" if args.quick else "full")
+    log(f"taxi_assets bench, {started_at:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {load_start}")
+    log(f"1/3 generating (cached in {mirror_root}): yellow {YELLOW_MONTH} {args.yellow_rows:,} rows parquet + csv.gz, "
+        f"fhvhv {FHVHV_MONTH} {args.fhvhv_rows:,} rows parquet, {args.months} yellow backfill months "
+        f"of {args.backfill_rows:,} rows")
+    t0 = time.perf_counter()
+    generated = []
+    generated += build_mirror(mirror_root, ["yellow"], [YELLOW_MONTH], "parquet", args.yellow_rows)
+    if {"zoomcamp", "dagster-in-process"} - args.skip:
+        generated += build_mirror(mirror_root, ["yellow"], [YELLOW_MONTH], "csv.gz", args.yellow_rows)
+    generated += build_mirror(mirror_root, ["fhvhv"], [FHVHV_MONTH], "parquet", args.fhvhv_rows)
+    if "backfill" not in args.skip:
+        # the backfill months get their own size (a month already generated with another size is redone)
+        backfill_root = mirror_root
+        if args.backfill_rows != args.yellow_rows and YELLOW_MONTH in backfill_months:
+            raise SystemExit("the backfill months must not include the yellow month when sizes differ")
+        generated += build_mirror(backfill_root, ["yellow"], backfill_months, "parquet", args.backfill_rows)
+    fresh = [g for g in generated if not g.reused and g.path.suffix != ".csv"]
+    log(f"   {len(fresh)} file(s) generated, {len(generated) - len(fresh)} reused, {time.perf_counter() - t0:.1f} s")
+
+    variants_started = time.perf_counter()
+    with MirrorServer(mirror_root) as mirror, postgres(args.pg_url, args.pg_fast) as pg_url:
+        log(f"2/3 mirror at {mirror.url}; Postgres {'(given)' if args.pg_url else '(throwaway, ' + ('fast' if args.pg_fast else 'durable') + ' settings)'}")
+        bench = Bench(args, data, pg_url, mirror.url)
+        log("3/3 variants (each in a child process; RSS of its process tree sampled every 50 ms)")
+        baseline = None
+        if "zoomcamp" not in args.skip:
+            baseline = bench.zoomcamp(args.yellow_rows)
+        if "dagster-in-process" not in args.skip:
+            bench.pipeline("yellow", "parquet", YELLOW_MONTH, args.yellow_rows)
+            bench.pipeline("yellow", "csv.gz", YELLOW_MONTH, args.yellow_rows)
+        if "dagster-cli" not in args.skip:
+            bench.cli("yellow", "parquet", YELLOW_MONTH, args.yellow_rows)
+        if "dagster-in-process" not in args.skip:
+            bench.pipeline("fhvhv", "parquet", FHVHV_MONTH, args.fhvhv_rows)
+        if "backfill" not in args.skip:
+            daemon_ok = False
+            if args.backfill in ("daemon", "both"):
+                daemon_ok = bench.backfill_daemon(backfill_months, args.backfill_rows).ok
+                if not daemon_ok:
+                    log("   the daemon backfill failed (see its log); measuring in-process runs instead")
+            if args.backfill in ("in-process", "both") or not daemon_ok:
+                bench.backfill_in_process(backfill_months, args.backfill_rows)
+
+    common = {
+        "run_started_at": started_at.isoformat(timespec="seconds"),
+        "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "loadavg_start": load_start, "loadavg_end": _loadavg(),
+        "quick": bool(args.quick), "warehouse": args.warehouse,
+        "pg_settings": "given" if args.pg_url else ("fast" if args.pg_fast else "durable"),
+    }
+    rows = [{**r.as_json(baseline), **common} for r in bench.results]
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    out = args.results_dir / f"bench-{started_at:%Y%m%dT%H%M%SZ}{'-quick' if args.quick else ''}.json"
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    log("")
+    print_table(rows)
+    log(f"\n{len(rows)} variants in {time.perf_counter() - variants_started:.0f} s; load average "
+        f"{load_start} -> {common['loadavg_end']}; results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""`python -m benchmarks.run --quick` end to end: it runs, and its JSON says what the bench promises.
+
+No timing assertions: the machine's speed is not under test, only that every variant ran on the rows
+that were generated and that the results file carries the fields runs are compared on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from benchmarks.run import QUICK
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = {"variant", "service", "rows", "seconds", "rows_per_s", "peak_rss_mb", "ratio_vs_zoomcamp"}
+
+
+def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--data-dir", str(tmp_path / "bench"),
+            "--results-dir", str(results), "--timeout", "300"]
+    if os.environ.get("TAXI_TEST_POSTGRES_URL"):
+        argv += ["--pg-url", os.environ["TAXI_TEST_POSTGRES_URL"]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, f"bench failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+
+    files = list(results.glob("bench-*.json"))
+    assert len(files) == 1, files
+    rows = json.loads(files[0].read_text())
+    assert isinstance(rows, list) and rows
+    for row in rows:
+        assert REQUIRED <= row.keys(), f"{row['variant']} lacks {REQUIRED - row.keys()}"
+        assert row["ok"] is True, row
+        assert row["seconds"] > 0 and row["rows_per_s"] > 0 and row["peak_rss_mb"] > 0
+    by_variant = {(r["variant"], r["service"], r["format"]): r for r in rows}
+    assert set(by_variant) == {
+        ("zoomcamp", "yellow", "csv.gz"),
+        ("dagster-in-process", "yellow", "parquet"),
+        ("dagster-in-process", "yellow", "csv.gz"),
+        ("dagster-in-process", "fhvhv", "parquet"),
+        ("backfill-in-process", "yellow", "parquet"),
+    }
+
+    # the baseline has no ratio to itself; everything else is compared with it
+    assert by_variant[("zoomcamp", "yellow", "csv.gz")]["ratio_vs_zoomcamp"] is None
+    assert all(r["ratio_vs_zoomcamp"] > 0 for r in rows if r["variant"] != "zoomcamp")
+
+    # rows: what the generator wrote, read back by each variant
+    mirror = tmp_path / "bench" / "mirror" / "quick"
+    yellow = pq.ParquetFile(mirror / "trip-data" / "yellow_tripdata_2021-01.parquet").metadata.num_rows
+    fhvhv = pq.ParquetFile(mirror / "trip-data" / "fhvhv_tripdata_2021-01.parquet").metadata.num_rows
+    assert yellow == QUICK["yellow_rows"] and fhvhv == QUICK["fhvhv_rows"]
+    zoomcamp = by_variant[("zoomcamp", "yellow", "csv.gz")]
+    assert zoomcamp["rows"] == zoomcamp["rows_read"] == yellow
+    assert 0 < zoomcamp["rows_loaded"] < yellow  # passenger_count > 0 dropped some
+    for key, generated in ((("dagster-in-process", "yellow", "parquet"), yellow),
+                           (("dagster-in-process", "yellow", "csv.gz"), yellow),
+                           (("dagster-in-process", "fhvhv", "parquet"), fhvhv)):
+        row = by_variant[key]
+        assert row["rows"] == row["rows_read"] == generated, row
+        assert row["rows_kept"] + row["rows_rejected"] == generated
+        assert row["rows_in_warehouse"] == row["rows_kept"]
+    # the same rule drops the same rows: the zoomcamp's filter and our passenger_count rule agree
+    assert by_variant[("dagster-in-process", "yellow", "csv.gz")]["rows_kept"] <= zoomcamp["rows_loaded"]
+    backfill = by_variant[("backfill-in-process", "yellow", "parquet")]
+    assert backfill["rows"] == QUICK["months"] * QUICK["backfill_rows"]
+    assert backfill["months"] == QUICK["months"] and backfill["months_per_minute"] > 0
+    assert 0 <= backfill["overhead_share_of_run_time"] <= 1
+    assert "x zoomcamp" in done.stdout  # the table was printed

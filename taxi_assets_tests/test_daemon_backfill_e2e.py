@@ -1,0 +1,429 @@
+"""End to end, as a user would: the real `dagster code-server`, `dagster-webserver` and
+`dagster-daemon` processes on Postgres storage (the deployment's own deploy/dagster.yaml and the
+workspace.yaml shape), the code location pointed at a local TLC mirror, the Postgres warehouse.
+
+1. An asset backfill of three months for two services, launched through the GraphQL API as the UI
+   does: every month lands once, and the warehouse holds exactly the lake's rows.
+2. Three more months, with the daemon SIGKILLed half-way and restarted: the backfill finishes, every
+   month is materialized exactly once, and no row is duplicated.
+
+The `stack` fixture is session-scoped and shared with test_ui_browser.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pyarrow.parquet as pq
+import pytest
+import requests
+import yaml
+
+from taxi_assets.generator import build_mirror
+from taxi_assets.mirror import MirrorServer
+from taxi_assets.services import parse_month
+from taxi_assets_tests.postgres_server import create_database, drop_database, postgres_url  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ARTIFACTS = REPO / "test-artifacts"
+
+SERVICES = ["yellow", "green"]
+FIRST_MONTHS = ["2023-01", "2023-02", "2023-03"]
+KILL_MONTHS = ["2023-04", "2023-05", "2023-06"]
+ROWS = 3_000
+TRIP_ASSETS = ["raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"]
+LOCATION = "taxi_assets"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proc:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_dir: Path
+    popen: subprocess.Popen | None = None
+    starts: int = 0
+
+    def start(self) -> Proc:
+        self.starts += 1
+        log = open(self.log_dir / f"{self.name}-{self.starts}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.popen = subprocess.Popen(
+            self.args, env=self.env, cwd=self.log_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopping it stops what it spawned
+        )
+        log.close()
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            self.popen.wait(30)
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+@dataclass
+class Stack:
+    url: str  # the webserver
+    home: Path
+    env: dict[str, str]
+    instance: dg.DagsterInstance
+    warehouse_url: str
+    lake: Path
+    procs: dict[str, Proc] = field(default_factory=dict)
+    first_backfill: str | None = None
+
+    def gql(self, query: str, variables: dict | None = None) -> dict:
+        resp = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+        assert resp.ok, f"GraphQL {resp.status_code}: {resp.text[:2000]}"
+        body = resp.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def launch_run(self, job: str) -> str:
+        data = self.gql(LAUNCH_RUN, {"p": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": job}}})
+        result = data["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def wait_run(self, run_id: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.gql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+                return status
+            time.sleep(1)
+        raise TimeoutError(f"run {run_id} did not finish in {timeout}s")
+
+    def launch_backfill(self, services: list[str], months: list[str]) -> str:
+        """An asset backfill over a range of months for every trip asset of the services."""
+        by_asset = [
+            {"assetKey": {"path": [svc, name]}, "partitions": {"range": {"start": f"{months[0]}-01", "end": f"{months[-1]}-01"}}}
+            for svc in services
+            for name in TRIP_ASSETS
+        ]
+        result = self.gql(LAUNCH_BACKFILL, {"p": {"partitionsByAssets": by_asset, "title": f"{'+'.join(services)} {months[0]}..{months[-1]}"}})
+        result = result["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        return result["backfillId"]
+
+    def backfill_status(self, backfill_id: str) -> str:
+        return self.gql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]
+
+    def backfill_runs(self, backfill_id: str) -> list[dg.DagsterRun]:
+        return list(self.instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id})))
+
+    def failures(self, backfill_id: str) -> str:
+        """The errors of a backfill's failed runs, for assertion messages."""
+        lines = []
+        for run in self.backfill_runs(backfill_id):
+            if run.status == dg.DagsterRunStatus.SUCCESS:
+                continue
+            lines.append(f"run {run.run_id} {run_month(run)} {run.status}")
+            for entry in self.instance.all_logs(run.run_id):
+                event = entry.dagster_event
+                if event is not None and event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE", "ENGINE_EVENT") and event.is_failure or (
+                    event is not None and event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")
+                ):
+                    error = getattr(event.event_specific_data, "error", None)
+                    lines.append(f"  {event.event_type_value} {event.step_key}: {entry.message} {error.message if error else ''}"[:1500])
+        return "\n".join(lines) or "no failed run"
+
+    def timeline(self, backfill_id: str, since: float) -> str:
+        """When each run of a backfill started and ended, in seconds after `since` (for the log)."""
+        out = []
+        for record in self.instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id})):
+            run = record.dagster_run
+            start = record.start_time - since if record.start_time else float("nan")
+            end = record.end_time - since if record.end_time else float("nan")
+            out.append(f"{run_month(run)} {run.run_id[:8]} {run.status.value} {start:5.1f}s -> {end:5.1f}s")
+        return "\n".join(sorted(out, key=lambda line: line.split()[3]))
+
+    def wait_runs(self, backfill_id: str, count: int, timeout: float = 300) -> list[dg.DagsterRun]:
+        """Until the backfill has launched `count` runs and every one of them has finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.backfill_runs(backfill_id)
+            if len(runs) >= count and all(r.is_finished for r in runs):
+                return runs
+            time.sleep(1)
+        raise TimeoutError(f"backfill {backfill_id}: runs not finished after {timeout}s:\n{self.timeline(backfill_id, time.time())}")
+
+    def wait_backfill(self, backfill_id: str, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.backfill_status(backfill_id)
+            if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
+                return status
+            time.sleep(2)
+        raise TimeoutError(f"backfill {backfill_id} still {self.backfill_status(backfill_id)} after {timeout}s")
+
+    def ensure_month(self, service: str, month: str) -> None:
+        """Materialize one month (zones first) if it is not already: for tests that need data in the UI."""
+        key = dg.AssetKey([service, "daily_zone_mart"])
+        if f"{month}-01" in self.instance.get_materialized_partitions(key):
+            return
+        if not self.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
+            assert self.wait_run(self.launch_run("zones")) == "SUCCESS"
+        data = self.gql(
+            LAUNCH_RUN,
+            {"p": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": f"{service}_monthly"},
+                   "executionMetadata": {"tags": [{"key": "dagster/partition", "value": f"{month}-01"}]}}},
+        )
+        assert data["launchRun"]["__typename"] == "LaunchRunSuccess", data
+        assert self.wait_run(data["launchRun"]["run"]["runId"]) == "SUCCESS"
+
+
+LAUNCH_RUN = """
+mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message stack }
+  ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
+LAUNCH_BACKFILL = """
+mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack }
+  ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }"""
+BACKFILL_STATUS = "query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename ... on PartitionBackfill { status } } }"
+WORKSPACE = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def _wait_http(url: str, procs: list[Proc], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            assert p.alive(), f"{p.name} exited early; see {p.log_dir}/{p.name}-{p.starts}.log"
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=2).ok:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer in {timeout}s")
+
+
+def _pg_pieces(url: str) -> dict[str, str]:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return {
+        "DAGSTER_POSTGRES_HOST": info.get("host", "127.0.0.1"),
+        "DAGSTER_POSTGRES_PORT": str(info.get("port", 5432)),
+        "DAGSTER_POSTGRES_USER": info.get("user", "postgres"),
+        "DAGSTER_POSTGRES_PASSWORD": info.get("password", ""),
+        "DAGSTER_POSTGRES_DB": info["dbname"],
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Stack]:  # noqa: F811
+    root = tmp_path_factory.mktemp("stack")
+    logs = ARTIFACTS / "dagster-stack"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    build_mirror(root / "mirror", SERVICES, FIRST_MONTHS + KILL_MONTHS, "parquet", ROWS)
+    dagster_db = create_database(postgres_url, "taxi_e2e_dagster")
+    warehouse_db = create_database(postgres_url, "taxi_e2e_warehouse")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")  # the deployment's instance, as is
+    grpc_port, web_port = _free_port(), _free_port()
+    workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())  # the deployment's shape, local address
+    workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=grpc_port)
+    (home / "workspace.yaml").write_text(yaml.safe_dump(workspace))
+
+    with MirrorServer(root / "mirror", missing_status=403) as mirror, pytest.MonkeyPatch.context() as mp:
+        instance_env = _pg_pieces(dagster_db)
+        env = {
+            **os.environ,
+            **instance_env,
+            "DAGSTER_HOME": str(home),
+            "TAXI_SOURCE_URL": f"{mirror.url}/trip-data",
+            "TAXI_ZONES_URL": f"{mirror.url}/misc/taxi_zone_lookup.csv",
+            "TAXI_LAKE_URI": str(root / "lake"),
+            "TAXI_WAREHOUSE": "postgres",
+            "TAXI_POSTGRES_URL": warehouse_db,
+            "TAXI_WAREHOUSE_SCHEMA": "ny_taxi",
+            "TAXI_AUTOMATION_DEFAULT_STATUS": "stopped",  # only the backfills run here
+            "TAXI_ALERT_WEBHOOK_URL": "",
+            "PYTHONUNBUFFERED": "1",
+        }
+        for k, v in instance_env.items():
+            mp.setenv(k, v)
+        instance = dg.DagsterInstance.from_config(str(home))
+        # What the compose `dagster-init` service does: pool limits.
+        instance.event_log_storage.set_concurrency_slots("tlc_downloads", 3)
+        instance.event_log_storage.set_concurrency_slots("warehouse_writes", 1)
+        ws = str(home / "workspace.yaml")
+        procs = {
+            "code-server": Proc("code-server", [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port), "-m", "taxi_assets.definitions"], env, logs),
+            "webserver": Proc("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", ws], env, logs),
+            "daemon": Proc("daemon", [str(BIN / "dagster-daemon"), "run", "-w", ws], env, logs),
+        }
+        s = Stack(f"http://127.0.0.1:{web_port}", home, env, instance, warehouse_db, root / "lake", procs)
+        try:
+            procs["code-server"].start()
+            time.sleep(1)
+            procs["webserver"].start()
+            procs["daemon"].start()
+            _wait_http(f"{s.url}/server_info", list(procs.values()))
+            deadline = time.monotonic() + 120
+            while True:
+                entries = s.gql(WORKSPACE)["workspaceOrError"]["locationEntries"]
+                loaded = [e for e in entries if e["locationOrLoadError"] and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"]
+                if loaded:
+                    break
+                assert time.monotonic() < deadline, entries
+                time.sleep(1)
+            yield s
+        finally:
+            for p in reversed(list(procs.values())):
+                p.stop()
+            instance.dispose()
+            for db in (dagster_db, warehouse_db):
+                with contextlib.suppress(Exception):
+                    drop_database(db, postgres_url)
+
+
+# -- checks -------------------------------------------------------------------------------------
+def run_month(run: dg.DagsterRun) -> str | None:
+    """A run's month: asset backfills with a backfill policy tag a range (here always of one month)."""
+    if "dagster/partition" in run.tags:
+        return run.tags["dagster/partition"]
+    start, end = run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")
+    assert start == end, f"run {run.run_id} covers {start}..{end}: more than one month"
+    return start
+
+
+def warehouse_count(stack: Stack, table: str, month: str | None = None) -> int:
+    with psycopg.connect(stack.warehouse_url) as conn:
+        if month is None:
+            return conn.execute(f'SELECT COUNT(*) FROM ny_taxi."{table}"').fetchone()[0]
+        return conn.execute(f'SELECT COUNT(*) FROM ny_taxi."{table}" WHERE source_month = %s', [parse_month(month)]).fetchone()[0]
+
+
+def mart_trips(stack: Stack, service: str, month: str) -> int:
+    with psycopg.connect(stack.warehouse_url) as conn:
+        return int(conn.execute(
+            f'SELECT COALESCE(SUM(trips), 0) FROM ny_taxi."{service}_daily_zone_mart" WHERE source_month = %s', [parse_month(month)]
+        ).fetchone()[0])
+
+
+def lake_rows(stack: Stack, service: str, month: str) -> int:
+    return pq.read_metadata(stack.lake / "cleaned" / service / f"{service}_{month}.parquet").num_rows
+
+
+def assert_months_landed_once(stack: Stack, months: list[str]) -> None:
+    for service in SERVICES:
+        for month in months:
+            for name in TRIP_ASSETS:
+                records = stack.instance.fetch_materializations(
+                    dg.AssetRecordsFilter(dg.AssetKey([service, name]), asset_partitions=[f"{month}-01"]), limit=10
+                ).records
+                assert len(records) == 1, f"{service}/{name} {month}: materialized {len(records)} times"
+            expected = lake_rows(stack, service, month)
+            assert expected > ROWS * 0.8
+            assert warehouse_count(stack, f"{service}_trips", month) == expected, (service, month)
+            assert mart_trips(stack, service, month) == expected, (service, month)
+
+
+def assert_no_duplicates(stack: Stack, months: list[str]) -> None:
+    for service in SERVICES:
+        total = sum(lake_rows(stack, service, m) for m in months)
+        assert warehouse_count(stack, f"{service}_trips") == total, service
+        with psycopg.connect(stack.warehouse_url) as conn:
+            # the mart's key: one row per source month, pickup day and pickup zone
+            dupes = conn.execute(
+                f'SELECT COUNT(*) FROM (SELECT source_month, pickup_date, pickup_location_id '
+                f'FROM ny_taxi."{service}_daily_zone_mart" GROUP BY 1, 2, 3 HAVING COUNT(*) > 1) d'
+            ).fetchone()[0]
+        assert dupes == 0, service
+
+
+# -- the tests --------------------------------------------------------------------------------
+def test_asset_backfill_through_graphql(stack: Stack):
+    started = time.monotonic()
+    assert stack.wait_run(stack.launch_run("zones")) == "SUCCESS"
+    launched = time.time()
+    backfill = stack.launch_backfill(SERVICES, FIRST_MONTHS)
+    stack.first_backfill = backfill
+    # The runs finishing is what a user waits for; the backfill daemon marks the backfill complete
+    # on its next 30-second iteration, which the next test checks rather than waiting here.
+    runs = stack.wait_runs(backfill, len(FIRST_MONTHS) * len(SERVICES))
+    assert stack.backfill_status(backfill) not in ("FAILED", "COMPLETED_FAILED", "CANCELED"), stack.failures(backfill)
+    assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
+    # one run per service and month: the whole chain of a month runs in one run (same backfill policy)
+    assert sorted(run_month(r) for r in runs) == sorted(f"{m}-01" for m in FIRST_MONTHS for _ in SERVICES)
+    assert_months_landed_once(stack, FIRST_MONTHS)
+    assert_no_duplicates(stack, FIRST_MONTHS)
+    print(f"backfill of {len(FIRST_MONTHS)} months x {len(SERVICES)} services: {time.monotonic() - started:.0f}s")
+    print(stack.timeline(backfill, launched))
+
+
+def test_backfill_survives_daemon_sigkill(stack: Stack):
+    if not stack.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
+        assert stack.wait_run(stack.launch_run("zones")) == "SUCCESS"
+    launched = time.time()
+    backfill = stack.launch_backfill(SERVICES, KILL_MONTHS)
+    daemon = stack.procs["daemon"]
+    # half-way: a first run has finished, others are still running or queued
+    deadline = time.monotonic() + 180
+    while True:
+        runs = stack.backfill_runs(backfill)
+        if any(r.status == dg.DagsterRunStatus.SUCCESS for r in runs):
+            break
+        assert not any(r.status == dg.DagsterRunStatus.FAILURE for r in runs), stack.failures(backfill)
+        assert time.monotonic() < deadline, "no run of the backfill finished"
+        time.sleep(0.5)
+    done_before_kill = sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    daemon.kill(signal.SIGKILL)
+    killed_at = time.time()
+    assert not daemon.alive()
+    time.sleep(5)
+    assert stack.backfill_status(backfill) == "REQUESTED"  # nobody is driving it now
+    daemon.start()
+    assert stack.wait_backfill(backfill) in ("COMPLETED", "COMPLETED_SUCCESS"), stack.failures(backfill)
+    first = getattr(stack, "first_backfill", None)
+    if first:  # the first test's backfill was completed by the daemon meanwhile
+        assert stack.wait_backfill(first, timeout=60) in ("COMPLETED", "COMPLETED_SUCCESS"), stack.failures(first)
+    runs = stack.backfill_runs(backfill)
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
+    # no run launched twice for a month, whatever the daemon was doing when it died
+    assert sorted(run_month(r) for r in runs) == sorted(f"{m}-01" for m in KILL_MONTHS for _ in SERVICES)
+    assert_months_landed_once(stack, KILL_MONTHS)
+    assert_no_duplicates(stack, FIRST_MONTHS + KILL_MONTHS if _first_loaded(stack) else KILL_MONTHS)
+    print(f"runs finished before the kill: {done_before_kill} of {len(runs)}; killed at {killed_at - launched:.0f}s; "
+          f"backfill complete at {time.time() - launched:.0f}s")
+    print(stack.timeline(backfill, launched))
+
+
+def _first_loaded(stack: Stack) -> bool:
+    return f"{FIRST_MONTHS[0]}-01" in stack.instance.get_materialized_partitions(dg.AssetKey([SERVICES[0], "trips_table"]))
