@@ -1,6 +1,6 @@
 # One image for the three Dagster processes (user-code gRPC server, webserver, daemon): the same
 # pinned Dagster family everywhere. No secret is baked in: they all arrive as environment variables
-# at run time (docker-compose.yml, .env).
+# at run time, from docker-compose.yml and the operator's environment file.
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -16,8 +16,10 @@ throwaway server with the tests' helper, with PostgreSQL's default (durable) set
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -101,26 +103,89 @@ def rate(rows: int, seconds: float) -> str:
     return f"{rows:>10,} rows {seconds:8.2f} s {rows / seconds:>12,.0f} rows/s"
 
 
-def bench_encode(path: Path) -> tuple[int, float]:
+class CpuMeter:
+    """CPU seconds spent by this process and, for a local server, by all of its processes.
+
+    On a shared machine wall-clock rates move with the neighbours' load; CPU seconds per row say
+    what each side costs (the server's backend is one process: its CPU time bounds its rate).
+    """
+
+    def __init__(self, postmaster_pid: int | None):
+        self.postmaster = postmaster_pid
+
+    def _server(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def stat(pid: int) -> list[str]:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+        fields = stat(self.postmaster)  # fields[11:15]: utime stime cutime cstime (reaped children)
+        total = sum(int(v) for v in fields[11:15])
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    f = stat(int(entry.name))
+                except OSError:
+                    continue
+                if int(f[1]) == self.postmaster:
+                    total += int(f[11]) + int(f[12])
+        return total / tick
+
+    def _children(self) -> int:
+        count = 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int(Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1]) == self.postmaster:
+                        count += 1
+                except OSError:
+                    continue
+        return count
+
+    def __enter__(self) -> CpuMeter:
+        self.baseline = self._children() if self.postmaster else 0
+        self.client0, self.server0 = time.process_time(), self._server()
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self.started
+        self.client = time.process_time() - self.client0
+        deadline = time.monotonic() + 3  # let the closed sessions' backends exit and be counted
+        while self.postmaster and self._children() > self.baseline and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server = self._server()
+        self.server = None if server is None else server - self.server0
+
+    def line(self, rows: int) -> str:
+        text = f"{rate(rows, self.wall)}   client CPU {self.client:6.2f} s"
+        if self.server is not None:
+            text += f", server CPU {self.server:6.2f} s ({rows / self.server:,.0f} rows per server CPU-second)"
+        return text
+
+
+def bench_encode(path: Path) -> int:
     """Client side only: read the parquet and encode every row, no server."""
     encoder = BinaryCopyEncoder([pg_type_for(f.type) for f in YELLOW.schema])
     rows = 0
-    started = time.perf_counter()
     for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
         for _chunk in encoder.encode(batch):
             pass
         rows += batch.num_rows
-    return rows, time.perf_counter() - started
+    return rows
 
 
-def bench_ours(url: str, path: Path, schema: str, indexes: bool) -> tuple[int, float]:
-    wh = PostgresWarehouse(url=url, schema_name=schema) if indexes else PostgresWarehouse(url=url, schema_name=schema, index_columns=[])
-    started = time.perf_counter()
-    rows = wh.replace_month("yellow_trips", MONTH, parquet_source(path))
-    return rows, time.perf_counter() - started
+def bench_ours(url: str, path: Path, schema: str, indexes: bool) -> int:
+    if indexes:
+        wh = PostgresWarehouse(url=url, schema_name=schema)
+    else:
+        wh = PostgresWarehouse(url=url, schema_name=schema, index_columns=[])
+    return wh.replace_month("yellow_trips", MONTH, parquet_source(path))
 
 
-def bench_to_sql(url: str, path: Path, schema: str, limit: int) -> tuple[int, float]:
+def bench_to_sql(url: str, path: Path, schema: str, limit: int) -> int:
     import pandas as pd  # the bench extra: pip install -e '.[bench]'
     import sqlalchemy
 
@@ -138,7 +203,6 @@ def bench_to_sql(url: str, path: Path, schema: str, limit: int) -> tuple[int, fl
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     rows = 0
-    started = time.perf_counter()
     try:
         first = True
         for batch in pq.ParquetFile(path).iter_batches(batch_size=TO_SQL_CHUNK):
@@ -152,7 +216,7 @@ def bench_to_sql(url: str, path: Path, schema: str, limit: int) -> tuple[int, fl
             rows += len(df)
     finally:
         engine.dispose()
-    return rows, time.perf_counter() - started
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from taxi_assets_tests.postgres_server import postgres_for_tests
+    from taxi_assets_tests.postgres_server import throwaway_postgres
 
     with tempfile.TemporaryDirectory(prefix="taxi-bench-") as tmp:
         path = Path(tmp) / "yellow_2024-01.parquet"
@@ -172,31 +236,43 @@ def main(argv: list[str] | None = None) -> int:
         write_parquet(path, args.rows, args.seed)
         print(f"data: {args.rows:,} yellow rows, {len(YELLOW.schema)} columns, {path.stat().st_size / 1e6:.0f} MB parquet "
               f"({time.perf_counter() - started:.1f} s to generate)")
-        if args.url:
-            os.environ["TAXI_TEST_POSTGRES_URL"] = args.url
-        with postgres_for_tests(fast=False) as url:
+        with contextlib.ExitStack() as stack:
+            if args.url:
+                url, postmaster = args.url, None
+            else:
+                server = stack.enter_context(throwaway_postgres())  # PostgreSQL's default settings
+                url, postmaster = server.url, server.process.pid
             with psycopg.connect(url) as conn:
                 version = conn.execute("SHOW server_version").fetchone()[0]
-                durable = conn.execute("SHOW fsync").fetchone()[0]
-            print(f"server: PostgreSQL {version} (fsync={durable}), {'given' if args.url else 'throwaway'}; client on {os.cpu_count()} cores")
+                fsync = conn.execute("SHOW fsync").fetchone()[0]
+            print(f"server: PostgreSQL {version} (fsync={fsync}), {'given' if args.url else 'throwaway'}; "
+                  f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
             results = {}
-            rows, secs = bench_encode(path)
-            print(f"encode only (parquet -> binary COPY bytes, no server)   {rate(rows, secs)}")
-            rows, secs = bench_ours(url, path, "bench_copy_noidx", indexes=False)
-            results["copy"] = rows / secs
-            print(f"replace_month, COPY + check + swap (no indexes)       {rate(rows, secs)}")
-            rows, secs = bench_ours(url, path, "bench_copy", indexes=True)
-            results["ours"] = rows / secs
-            print(f"replace_month, with 3 btree indexes + ANALYZE          {rate(rows, secs)}")
-            rows, secs = bench_ours(url, path, "bench_copy", indexes=True)
-            print(f"replace_month again (replaces the month atomically)    {rate(rows, secs)}")
+            meter = CpuMeter(None)
+            with meter:
+                rows = bench_encode(path)
+            print(f"encode only (parquet -> COPY bytes, no server)   {meter.line(rows)}")
+            for label, schema, indexes, key in (
+                ("replace_month, COPY+check+swap, no index", "bench_copy_noidx", False, "copy"),
+                ("replace_month, + 3 btree indexes, ANALYZE", "bench_copy", True, "ours"),
+                ("again: replacing the month atomically    ", "bench_copy", True, None),
+            ):
+                meter = CpuMeter(postmaster)
+                with meter:
+                    rows = bench_ours(url, path, schema, indexes)
+                if key:
+                    results[key] = rows / meter.wall
+                print(f"{label}       {meter.line(rows)}")
+            print(f"peak memory of this process so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
             if not args.skip_to_sql:
                 limit = args.to_sql_rows or args.rows
-                rows, secs = bench_to_sql(url, path, "bench_to_sql", limit)
-                results["to_sql"] = rows / secs
-                print(f"zoomcamp pandas to_sql, 100k chunks                    {rate(rows, secs)}")
-                print(f"ratio: COPY path {results['copy'] / results['to_sql']:.0f}x, whole replace_month "
-                      f"{results['ours'] / results['to_sql']:.0f}x the rows/s of to_sql")
+                meter = CpuMeter(postmaster)
+                with meter:
+                    rows = bench_to_sql(url, path, "bench_to_sql", limit)
+                results["to_sql"] = rows / meter.wall
+                print(f"zoomcamp: pandas to_sql, 100k chunks            {meter.line(rows)}")
+                print(f"ratio (rows/s): COPY path {results['copy'] / results['to_sql']:.0f}x, whole replace_month "
+                      f"with indexes {results['ours'] / results['to_sql']:.0f}x to_sql")
             with psycopg.connect(url, autocommit=True) as conn:
                 for schema in ("bench_copy_noidx", "bench_copy", "bench_to_sql"):
                     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -14,14 +14,13 @@ PostgreSQL refuses to run as root. When we are root the server runs as an unpriv
 `subprocess`'s `user=`/`group=` (no `su`, no new account): the data folder is given to that
 account, and if the binaries sit where it cannot reach them (say a clone under /root), they are
 copied once to a world-readable cache in the temp folder. The server also gets a parent-death
-signal, so a test run that is killed does not leave it running; folders that such a run left
-behind are removed by the next one.
+signal (util-linux `setpriv --pdeathsig`), so a test run that is killed does not leave it
+running; folders that such a run left behind are removed by the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import importlib.util
 import os
@@ -178,19 +177,23 @@ def _server_account() -> pwd.struct_passwd | None:
     raise PostgresStartError(f"running as root and none of the accounts {names} exists to run PostgreSQL as")
 
 
-def _die_with_parent() -> None:  # runs in the child, after the switch of user, before exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+def _die_with_parent() -> list[str]:
+    """A command prefix that makes the server get SIGINT (fast shutdown) if this process dies.
+
+    util-linux's setpriv sets the parent-death signal after the switch of user and then execs
+    the server (a preexec_fn would run Python in a forked child of a threaded process).
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "INT", "--"] if setpriv else []
 
 
 def _as_account(account: pwd.struct_passwd | None) -> dict:
     if account is None:
-        return {"preexec_fn": _die_with_parent}
+        return {}
     return {
         "user": account.pw_uid,
         "group": account.pw_gid,
         "extra_groups": [],
-        "preexec_fn": _die_with_parent,
         "env": {**os.environ, "HOME": str(Path(tempfile.gettempdir())), "USER": account.pw_name, "LOGNAME": account.pw_name},
     }
 
@@ -262,7 +265,7 @@ def start_postgres(*, settings: dict[str, str] | None = None, timeout: float = 6
         last_error = ""
         for _attempt in range(3):
             port = _free_port()
-            args = [str(binaries / "postgres"), "-D", str(pgdata), "-p", str(port),
+            args = [*_die_with_parent(), str(binaries / "postgres"), "-D", str(pgdata), "-p", str(port),
                     "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="]
             for key, value in settings.items():
                 args += ["-c", f"{key}={value}"]

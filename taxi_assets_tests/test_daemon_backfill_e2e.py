@@ -34,7 +34,11 @@ import yaml
 from taxi_assets.generator import build_mirror
 from taxi_assets.mirror import MirrorServer
 from taxi_assets.services import parse_month
-from taxi_assets_tests.postgres_server import create_database, drop_database, postgres_url  # noqa: F401
+from taxi_assets_tests import conftest
+from taxi_assets_tests.postgres_server import create_database, drop_database
+
+if "taxi_assets_tests.postgres_server" not in getattr(conftest, "pytest_plugins", ()):
+    from taxi_assets_tests.postgres_server import postgres_url  # noqa: F401 - the fixture, until conftest loads the plugin
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -86,7 +90,7 @@ class Proc:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
             try:
-                self.popen.wait(20)
+                self.popen.wait(5)  # the code server would wait up to 60 s for open RPCs
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -235,16 +239,36 @@ def _wait_http(url: str, procs: list[Proc], timeout: float = 120) -> None:
 def _pg_pieces(url: str) -> dict[str, str]:
     info = psycopg.conninfo.conninfo_to_dict(url)
     return {
-        "DAGSTER_POSTGRES_HOST": info.get("host", "127.0.0.1"),
-        "DAGSTER_POSTGRES_PORT": str(info.get("port", 5432)),
-        "DAGSTER_POSTGRES_USER": info.get("user", "postgres"),
-        "DAGSTER_POSTGRES_PASSWORD": info.get("password", ""),
-        "DAGSTER_POSTGRES_DB": info["dbname"],
+        "DAGSTER_PG_HOST": info.get("host", "127.0.0.1"),
+        "DAGSTER_PG_PORT": str(info.get("port", 5432)),
+        "DAGSTER_PG_USER": info.get("user", "postgres"),
+        "DAGSTER_PG_PASSWORD": info.get("password", ""),
+        "DAGSTER_PG_DB": info["dbname"],
     }
+
+
+_SHARED: dict = {"users": 0, "stack": None, "cm": None}
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Stack]:  # noqa: F811
+    """One stack per session, also when another test module imports this fixture (pytest then makes
+    a fixture of its own from it): the first user starts it, the last one stops it."""
+    if _SHARED["users"] == 0:
+        cm = _running_stack(tmp_path_factory, postgres_url)
+        _SHARED.update(stack=cm.__enter__(), cm=cm)
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["stack"]
+    finally:
+        _SHARED["users"] -= 1
+        if _SHARED["users"] == 0:
+            cm, _SHARED["cm"], _SHARED["stack"] = _SHARED["cm"], None, None
+            cm.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def _running_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Stack]:  # noqa: F811
     root = tmp_path_factory.mktemp("stack")
     logs = ARTIFACTS / "dagster-stack"
     shutil.rmtree(logs, ignore_errors=True)

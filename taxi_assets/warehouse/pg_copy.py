@@ -16,13 +16,16 @@ Encoding is vectorised per batch, never a Python loop over rows:
   scattered into place.
 
 Each batch is cut into chunks of at most `chunk_rows` rows, so memory stays bounded by a chunk
-however large the month is, and the encoded bytes go to the server through psycopg's queued
-writer (a thread sends while the next chunk is encoded).
+however large the month is, and the encoded bytes go to the server from a thread while the
+next chunk is encoded, with at most two encoded chunks waiting in between.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
+from psycopg.copy import LibpqWriter, Writer
 
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 PGCOPY_TRAILER = struct.pack(">h", -1)
@@ -407,6 +410,47 @@ def _ranges(lengths: np.ndarray, total: int) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
 
+class ThreadedCopyWriter(Writer):
+    """Sends COPY data from a thread while the caller encodes the next chunk; at most
+    `max_chunks` encoded chunks wait in between, so memory stays bounded whatever the source.
+
+    (psycopg's own QueuedLibpqWriter queues up to 1024 pieces of 128 kB, about 128 MB.)
+    """
+
+    def __init__(self, cursor, *, max_chunks: int = 2):
+        self._libpq = LibpqWriter(cursor)
+        self._queue: queue.Queue = queue.Queue(maxsize=max_chunks)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def _work(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._libpq.write(data)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    self._error = exc
+
+    def write(self, data) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="pg-copy-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(data)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None and exc is None:
+            with contextlib.suppress(Exception):  # end the COPY with an error, if the connection lives
+                self._libpq.finish(self._error)
+            raise self._error
+        self._libpq.finish(exc)
+
+
 def copy_record_batches(
     cursor,
     table: sql.Composable,
@@ -419,8 +463,8 @@ def copy_record_batches(
 ) -> int:
     """COPY the batches (whose columns are `columns`, in order) into `table`; returns rows sent.
 
-    The batches are consumed one at a time: at most a chunk of encoded rows, plus what the
-    queued writer holds, is in memory at once. `freeze` (for a table created in the same
+    The batches are consumed one at a time: at most a batch, the chunk being encoded and two
+    encoded chunks waiting to be sent are in memory at once. `freeze` (for a table created in the same
     transaction) writes the rows already frozen: no hint-bit rewrite on first read, no later
     freezing vacuum.
     """
@@ -429,7 +473,7 @@ def copy_record_batches(
         table, sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.SQL(", FREEZE" if freeze else "")
     )
     rows = 0
-    with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+    with cursor.copy(statement, writer=ThreadedCopyWriter(cursor)) as copy:
         copy.write(PGCOPY_HEADER)
         for batch in batches:
             if batch.schema.names != list(columns):
@@ -477,7 +521,7 @@ def encode_reference(batch: pa.RecordBatch, pg_types: Sequence[str]) -> bytes:
 
 # -- reading: COPY ... TO STDOUT in large blocks -------------------------------------------------
 def _copy_out_chunk(pgconn, block_bytes: int):
-    """A psycopg wait-generator: the rows libpq has (waiting only when it has none), up to a block.
+    """A psycopg wait-generator: the rows libpq holds (waiting only if it holds none), up to a block.
 
     Returns (rows, final_results): final_results is None until the server has ended the COPY.
     psycopg's own Copy.read() returns one row per call through its generator machinery, a few
@@ -495,7 +539,7 @@ def _copy_out_chunk(pgconn, block_bytes: int):
             if size >= block_bytes:
                 return rows, None
             continue
-        if nbytes == 0:
+        if nbytes == 0:  # nothing complete buffered: hand back what we have, else wait for the socket
             if rows:
                 return rows, None
             while not (yield WAIT_R):
@@ -514,10 +558,19 @@ def copy_out_blocks(cursor, statement: sql.Composable | str, *, block_bytes: int
     conn = cursor.connection
     with cursor.copy(statement) as copy:
         pgconn = conn.pgconn
+        pending: list = []
+        size = 0
         while True:
-            rows, results = conn.wait(_copy_out_chunk(pgconn, block_bytes))
+            rows, results = conn.wait(_copy_out_chunk(pgconn, block_bytes - size))
             if rows:
-                yield b"".join(rows)
+                # copy the rows out of libpq's per-row buffers at once: holding many of those
+                # alive costs far more than this copy
+                pending.append(b"".join(rows))
+                size += len(pending[-1])
+                del rows
+            if pending and (size >= block_bytes or results is not None):
+                yield b"".join(pending)
+                pending, size = [], 0
             if results is not None:
                 copy._finished = True  # the end of the COPY was consumed here, not by copy.read()
                 if len(results) != 1 or results[0].status != pq.ExecStatus.COMMAND_OK:

@@ -1,0 +1,125 @@
+"""The Dagster UI in a real headless Chromium (Debian's package, driven by Playwright through
+`executable_path`; Playwright's own browser download is never used), against the real webserver
+and daemon of test_daemon_backfill_e2e.py's `stack`:
+
+- the asset graph of a service lists its assets,
+- a partitioned asset shows its partitions,
+- a materialization shows its metadata.
+
+Screenshots are saved under test-artifacts/ui/ (gitignored) whether the checks pass or not.
+`scripts/ensure_chromium.sh` installs the browser; without it these tests are skipped with the
+reason, not failed, so a machine without apt can still run the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from taxi_assets_tests import conftest
+from taxi_assets_tests.test_daemon_backfill_e2e import ARTIFACTS, Stack, stack  # noqa: F401 - the shared stack fixture
+
+if "taxi_assets_tests.postgres_server" not in getattr(conftest, "pytest_plugins", ()):
+    from taxi_assets_tests.postgres_server import postgres_url  # noqa: F401 - the fixture, until conftest loads the plugin
+
+CHROMIUM = os.environ.get("TAXI_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ARTIFACTS / "ui"
+SERVICE, MONTH = "yellow", "2023-01"
+TIMEOUT_MS = 60_000
+
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package (dev extra) is not installed")
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: run scripts/ensure_chromium.sh"),
+    pytest.mark.timeout(600),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    page.screenshot(path=str(SHOTS / f"{request.node.name}-final.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def loaded(stack: Stack) -> Stack:  # noqa: F811
+    """At least one month of the service materialized (the e2e test's backfill, or a run of our own)."""
+    stack.ensure_month(SERVICE, MONTH)
+    return stack
+
+
+def body_text(page) -> str:
+    return page.inner_text("body")
+
+
+def open_page(page, url: str) -> None:
+    """Go to a UI page; dismiss the first-visit "Join the Dagster community" dialog if it shows."""
+    page.goto(url)
+    page.wait_for_load_state("domcontentloaded")
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(timeout=3000)
+        skip.click()
+    except playwright_sync.TimeoutError:
+        pass
+
+
+def test_asset_graph_lists_the_services_assets(loaded: Stack, page):
+    open_page(page, f"{loaded.url}/locations/taxi_assets/asset-groups/{SERVICE}")
+    for name in ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"):
+        page.get_by_text(name, exact=True).first.wait_for()
+    page.screenshot(path=str(SHOTS / "asset-graph-yellow.png"))
+    # and the global lineage shows every service's group
+    open_page(page, f"{loaded.url}/asset-groups")
+    for group in ("yellow", "green", "fhv", "fhvhv", "zones"):
+        page.get_by_text(group, exact=True).first.wait_for()
+    page.screenshot(path=str(SHOTS / "asset-graph-all.png"))
+
+
+def test_partitioned_asset_shows_its_partitions(loaded: Stack, page):
+    open_page(page, f"{loaded.url}/assets/{SERVICE}/raw_file?view=partitions")
+    total = len(loaded.instance.get_materialized_partitions(dg.AssetKey([SERVICE, "raw_file"])))
+    page.get_by_text(re.compile(r"\d+ Partitions Selected", re.I)).first.wait_for()
+    page.get_by_text(f"Materialized ({total})").first.wait_for()
+    # the partition list: filter to the loaded month, open it, and see its materialization
+    search = page.get_by_placeholder(re.compile("filter|search", re.I))
+    if search.count():
+        search.first.fill(f"{MONTH}-01")
+    page.get_by_text(f"{MONTH}-01", exact=True).first.click()
+    page.get_by_text("sha256", exact=True).first.wait_for()
+    page.screenshot(path=str(SHOTS / "partitions-yellow-raw_file.png"))
+    materialized = loaded.instance.get_materialized_partitions(dg.AssetKey([SERVICE, "raw_file"]))
+    assert f"{MONTH}-01" in materialized
+
+
+def test_materialization_shows_its_metadata(loaded: Stack, page):
+    record = loaded.instance.fetch_materializations(
+        dg.AssetRecordsFilter(dg.AssetKey([SERVICE, "raw_file"]), asset_partitions=[f"{MONTH}-01"]), limit=1
+    ).records[0]
+    sha = record.asset_materialization.metadata["sha256"].value
+    open_page(page, f"{loaded.url}/assets/{SERVICE}/raw_file?view=events&partition={MONTH}-01")
+    page.get_by_text("sha256", exact=True).first.wait_for()
+    page.get_by_text(sha).first.wait_for()
+    for label in ("source_url", "etag"):
+        page.get_by_text(label, exact=True).first.wait_for()
+    page.screenshot(path=str(SHOTS / "materialization-metadata-yellow-raw_file.png"), full_page=True)
