@@ -502,7 +502,8 @@ class Bench:
                 for r in records:
                     steps = _step_times(instance, r.dagster_run.run_id)
                     runs.append({
-                        "partition": r.dagster_run.tags.get("dagster/partition"),
+                        "partition": r.dagster_run.tags.get("dagster/partition")
+                        or r.dagster_run.tags.get("dagster/asset_partition_range_start"),
                         "status": r.dagster_run.status.value,
                         "created": r.create_timestamp.timestamp(), "start": r.start_time, "end": r.end_time,
                         "steps_seconds": sum(steps.values())})
