@@ -23,7 +23,7 @@ RUN pip install --no-deps . \
     && mkdir -p "$DAGSTER_HOME" /data/lake \
     && chown -R dagster:dagster "$DAGSTER_HOME" /data
 
-COPY deploy/dagster.yaml /opt/dagster/home/dagster.yaml
+COPY dagster.yaml /opt/dagster/home/dagster.yaml
 COPY workspace.yaml ./workspace.yaml
 
 USER dagster

@@ -23,6 +23,7 @@ demo: install
 
 ## make test: the whole suite (what CI runs)
 test: install
+	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest
 
 ## make dev: the Dagster UI on http://127.0.0.1:3000 with the same defaults as the demo

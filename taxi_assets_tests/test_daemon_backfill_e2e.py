@@ -1,5 +1,5 @@
 """End to end, as a user would: the real `dagster code-server`, `dagster-webserver` and
-`dagster-daemon` processes on Postgres storage (the deployment's own deploy/dagster.yaml and the
+`dagster-daemon` processes on Postgres storage (the deployment's own dagster.yaml and the
 workspace.yaml shape), the code location pointed at a local TLC mirror, the Postgres warehouse.
 
 1. An asset backfill of three months for two services, launched through the GraphQL API as the UI
@@ -278,7 +278,7 @@ def _running_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) 
     warehouse_db = create_database(postgres_url, "taxi_e2e_warehouse")
     home = root / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")  # the deployment's instance, as is
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the deployment's instance, as is
     grpc_port, web_port = _free_port(), _free_port()
     workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())  # the deployment's shape, local address
     workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=grpc_port)

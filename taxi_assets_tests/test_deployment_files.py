@@ -20,7 +20,7 @@ ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 WORKSPACE = REPO / "workspace.yaml"
-INSTANCE = REPO / "deploy" / "dagster.yaml"
+INSTANCE = REPO / "dagster.yaml"
 OPERATIONS = REPO / "docs" / "operations.md"
 
 SERVICES = {"postgres", "dagster-init", "user-code", "webserver", "daemon"}
@@ -139,7 +139,7 @@ def test_dockerfile_shape():
     base = re.search(r"^FROM\s+(\S+)", text, flags=re.M).group(1)
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # a pinned patch release
     assert re.search(r"^USER\s+(?!root)\w+", text, flags=re.M), "the image must not run as root"
-    assert "deploy/dagster.yaml" in text and "workspace.yaml" in text
+    assert "dagster.yaml" in text and "workspace.yaml" in text
     assert "taxi_assets.definitions" in text
 
 
