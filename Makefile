@@ -33,6 +33,7 @@ dev: install
 
 ## make bench: figures for a month end to end
 bench: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) -m benchmarks.run
 
 clean:

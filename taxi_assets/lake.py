@@ -227,7 +227,9 @@ class Lake:
             self.fs.delete_file(self.path(key))
 
     def parquet_file(self, key: str) -> pq.ParquetFile:
-        return pq.ParquetFile(self.fs.open_input_file(self.path(key)))
+        # pre_buffer=False: Arrow's pre-buffering keeps every row group it read in memory until the
+        # file closes, so memory would grow with the month instead of staying one batch.
+        return pq.ParquetFile(self.fs.open_input_file(self.path(key)), pre_buffer=False)
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

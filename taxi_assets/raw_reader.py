@@ -80,7 +80,7 @@ def raw_preview(path: str | PathLike, fmt: str, rows: int = 10) -> pa.Table:
 def _parquet_batches(path: str, service: Service, month: dt.date, source_name: str, batch_rows: int,
                      where: str) -> Iterator[pa.RecordBatch]:
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would keep the whole month in memory
     except _READ_ERRORS as exc:
         raise RawFileError(f"{where}: not a readable parquet file: {exc}") from None
     with pf:

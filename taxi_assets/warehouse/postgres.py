@@ -117,7 +117,9 @@ def _round2(expr: str) -> str:
 
 def _seconds_between(start: str, end: str) -> str:
     """DuckDB's date_diff('second', start, end): whole-second boundaries crossed (both truncated)."""
-    return _float(f"EXTRACT(EPOCH FROM (date_trunc('second', {end}) - date_trunc('second', {start})))")
+    # date_part returns a double; EXTRACT returns numeric since Postgres 14, which made the mart's
+    # AVG about a quarter slower for the same figures.
+    return _float(f"date_part('epoch', date_trunc('second', {end}) - date_trunc('second', {start}))")
 
 
 _DIALECT = Dialect(
