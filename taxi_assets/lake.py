@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -98,6 +99,41 @@ def _sweep_abandoned(base: Path, min_age_seconds: float = 3600, prefix: str = "s
             shutil.rmtree(folder, ignore_errors=True)
         except (ValueError, OSError):
             continue
+
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _write_hive_folders(
+    stage: Path, basename: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema, partition_column: str
+) -> None:
+    """One parquet writer per `{partition_column}=VALUE/` folder, fed slice by slice.
+
+    Each batch is sorted on the partition column and cut into one slice per value, so memory stays
+    one batch plus the open writers. (pyarrow's write_dataset queues without bound and writes tiny
+    row groups: a 20M-row month took 2.4 GB and twice the CPU.)
+    """
+    file_schema = schema.remove(schema.get_field_index(partition_column))
+    writers: dict[object, pq.ParquetWriter] = {}
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            batch = batch.take(pc.sort_indices(batch.column(partition_column)))  # nulls sort last
+            runs = pc.run_end_encode(batch.column(partition_column))
+            start = 0
+            for end, value in zip(runs.run_ends.to_pylist(), runs.values.to_pylist()):
+                writer = writers.get(value)
+                if writer is None:
+                    folder = stage / f"{partition_column}={HIVE_NULL if value is None else value}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    writer = pq.ParquetWriter(folder / f"{basename}-0.parquet", file_schema, **PARQUET_WRITE_OPTIONS)
+                    writers[value] = writer
+                writer.write_batch(batch.slice(start, end - start).drop_columns([partition_column]))
+                start = end
+    finally:
+        for writer in writers.values():
+            writer.close()
 
 
 class Lake:
@@ -271,16 +307,7 @@ class Lake:
         version = new_version()
         basename = f"{file_prefix}_{month}_{version}"
         with self._month_lock(dataset, month), self.staging_dir() as stage:
-            ds.write_dataset(
-                pa.RecordBatchReader.from_batches(schema, batches),
-                stage,
-                format="parquet",
-                partitioning=ds.partitioning(pa.schema([schema.field(partition_column)]), flavor="hive"),
-                basename_template=basename + "-{i}.parquet",
-                file_options=ds.ParquetFileFormat().make_write_options(**PARQUET_WRITE_OPTIONS),
-                max_rows_per_group=256 * 1024,
-                existing_data_behavior="overwrite_or_ignore",
-            )
+            _write_hive_folders(stage, basename, batches, schema, partition_column)
             entries = []
             for file in sorted(stage.rglob("*.parquet")):
                 rel = file.relative_to(stage).as_posix()
