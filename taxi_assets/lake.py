@@ -365,7 +365,7 @@ class Lake:
         return [f"{dataset}/{e.path}" for e in manifest.files] if manifest else []
 
     def read_partitioned_month(self, dataset: str, month: str, partition_column: str) -> ds.Dataset | None:
-        """The published month as a dataset, partition column restored from the folder names."""
+        """The published month as a dataset, the (date) partition column restored from the folder names."""
         manifest = self.read_manifest(dataset, month)
         if manifest is None:
             return None
@@ -373,7 +373,7 @@ class Lake:
             [self.path(f"{dataset}/{e.path}") for e in manifest.files],
             filesystem=self.fs,
             format="parquet",
-            partitioning=ds.HivePartitioning.discover(infer_dictionary=False),
+            partitioning=ds.HivePartitioning(pa.schema([(partition_column, pa.date32())]), null_fallback=HIVE_NULL),
             partition_base_dir=self.path(dataset),
         )
 

@@ -124,3 +124,15 @@ def test_missing_month_reads_as_none(tmp_path):
     assert lake.read_partitioned_month("trips/yellow", "2024-01", "pickup_date") is None
     with pytest.raises(FileNotFoundError):
         lake.read_bytes("nope")
+
+
+def test_null_partition_value_gets_the_hive_default_folder(tmp_path):
+    """With pickup_required switched off a row may have no pickup date: it is kept, not lost."""
+    lake = Lake(str(tmp_path / "lake"))
+    batch = pa.record_batch([pa.array([1, 2, 3], pa.int64()), pa.array([dt.date(2024, 1, 2), None, dt.date(2024, 1, 2)], pa.date32())], schema=SCHEMA)
+    manifest = lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", [batch], SCHEMA, "pickup_date")
+    assert sorted(e.path.split("/")[0] for e in manifest.files) == ["pickup_date=2024-01-02", "pickup_date=__HIVE_DEFAULT_PARTITION__"]
+    table = lake.read_partitioned_month("trips/yellow", "2024-01", "pickup_date").to_table()
+    assert sorted(zip(table.column("trip").to_pylist(), table.column("pickup_date").to_pylist())) == [
+        (1, dt.date(2024, 1, 2)), (2, None), (3, dt.date(2024, 1, 2))
+    ]
