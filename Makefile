@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "taxi_assets needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
 install: $(VENV)/.installed
@@ -33,7 +33,6 @@ dev: install
 
 ## make bench: figures for a month end to end
 bench: install
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) -m benchmarks.run
 
 clean:
