@@ -39,3 +39,14 @@ def parquet_metadata(parquet: pq.ParquetFile, rows: int = 10) -> dict[str, objec
     """Schema and first rows of a parquet file, reading only its first rows."""
     first = next(parquet.iter_batches(batch_size=rows), None)
     return table_metadata(parquet.schema_arrow, first)
+
+
+def source_metadata(result) -> dict[str, object]:
+    """Where a downloaded file came from and what it was (a download.DownloadResult)."""
+    return {
+        "source_url": dg.MetadataValue.url(result.url),
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+        "etag": result.etag or "",
+        "last_modified": result.last_modified or "",
+    }

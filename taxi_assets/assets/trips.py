@@ -17,7 +17,7 @@ from taxi_assets.cleaning import REJECT_RULE, REJECTS_SCHEMA, RULES, Cleaner, ru
 from taxi_assets.io_managers import DatePartitionedMonth, LakeFile, StagedFile
 from taxi_assets.lake import PARQUET_WRITE_OPTIONS
 from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, trips_table
-from taxi_assets.metadata import rejects_markdown, table_metadata
+from taxi_assets.metadata import rejects_markdown, source_metadata, table_metadata
 from taxi_assets.raw_reader import iter_canonical_batches, raw_preview
 from taxi_assets.resources import LakeResource, TlcSource
 from taxi_assets.services import SOURCE_MONTH, Service, month_label, next_month, parse_month
@@ -68,11 +68,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
                 StagedFile(staged),
                 metadata={
                     **table_metadata(preview.schema, preview),
-                    "source_url": dg.MetadataValue.url(result.url),
-                    "bytes": result.bytes,
-                    "sha256": result.sha256,
-                    "etag": result.etag or "",
-                    "last_modified": result.last_modified or "",
+                    **source_metadata(result),
                     "format": tlc.format,
                     "dagster/row_count": result.row_count if result.row_count is not None else -1,
                 },

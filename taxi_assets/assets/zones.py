@@ -5,7 +5,7 @@ import dagster as dg
 import pyarrow as pa
 
 from taxi_assets.io_managers import LakeFile, StagedFile
-from taxi_assets.metadata import table_metadata
+from taxi_assets.metadata import source_metadata, table_metadata
 from taxi_assets.resources import LakeResource, TlcSource
 from taxi_assets.zones import read_zone_lookup
 
@@ -29,10 +29,7 @@ def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: La
             StagedFile(staged),
             metadata={
                 **table_metadata(zones.schema, zones.slice(zones.num_rows - 5)),
-                "source_url": dg.MetadataValue.url(result.url),
-                "bytes": result.bytes,
-                "sha256": result.sha256,
-                "etag": result.etag or "",
+                **source_metadata(result),
                 "dagster/row_count": zones.num_rows,
             },
         )
