@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from taxi_assets.definitions import build_definitions, service_job_name
-from taxi_assets.generator import build_mirror
+from taxi_assets.generator import build_mirror, month_range
 from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, mart_table, trips_table
 from taxi_assets.mirror import MirrorServer
 from taxi_assets.services import SOURCE_MONTH, get_service, parse_month
@@ -29,18 +29,6 @@ from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
 #: 2023-02 is where the TLC renamed airport_fee; the zoomcamp's csv.gz mirror stops at 2021-07.
 DEFAULT_MONTHS = {"parquet": "2023-01..2023-03", "csv.gz": "2021-01..2021-03"}
 DEFAULT_ROWS = {"yellow": 60_000, "green": 12_000, "fhv": 40_000, "fhvhv": 80_000}
-
-
-def month_range(text: str) -> list[str]:
-    """'2023-01..2023-03' or '2023-01,2023-05' -> list of YYYY-MM."""
-    if ".." in text:
-        first, last = (parse_month(t) for t in text.split(".."))
-        months, current = [], first
-        while current <= last:
-            months.append(f"{current:%Y-%m}")
-            current = current.replace(year=current.year + current.month // 12, month=current.month % 12 + 1)
-        return months
-    return [f"{parse_month(t):%Y-%m}" for t in text.split(",")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,8 +110,8 @@ def print_summary(warehouse: WarehouseResource, services: list, months: list[str
             rejected = sum(r["rows"] for r in by_rule)
             rules = ", ".join(f"{r['rule']} {r['rows']:,}" for r in by_rule) or "none"
             print(f"{service.name:8} {month:7} {kept + rejected:>9,} {kept:>9,} {rejected:>9,}  {rules}")
-        marts = warehouse.count(mart_table(service))
-        print(f"{service.name:8} {'mart':7} {marts:>9,} rows in {warehouse.schema_name}.{mart_table(service)}")
+        marts = sum(warehouse.count(mart_table(service), parse_month(month)) for month in months)
+        print(f"{service.name:8} {'mart':7} {marts:>9,} rows in {warehouse.schema_name}.{mart_table(service)} for these months")
 
 
 if __name__ == "__main__":
