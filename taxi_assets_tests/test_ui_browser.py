@@ -57,7 +57,7 @@ def page(browser, request):
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     yield page
-    page.screenshot(path=str(SHOTS / f"{request.node.name}-final.png"), full_page=True)
+    shot(page, f"{request.node.name}-final.png", full_page=True)
     context.close()
 
 
@@ -84,16 +84,25 @@ def open_page(page, url: str) -> None:
         pass
 
 
+def shot(page, name: str, **options) -> None:
+    """Save a screenshot; the community dialog can pop up late, over the page: close it first."""
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count() and skip.first.is_visible():
+        skip.first.click()
+        page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / name), **options)
+
+
 def test_asset_graph_lists_the_services_assets(loaded: Stack, page):
     open_page(page, f"{loaded.url}/locations/taxi_assets/asset-groups/{SERVICE}")
     for name in ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"):
         page.get_by_text(name, exact=True).first.wait_for()
-    page.screenshot(path=str(SHOTS / "asset-graph-yellow.png"))
+    shot(page, "asset-graph-yellow.png")
     # and the global lineage shows every service's group
     open_page(page, f"{loaded.url}/asset-groups")
     for group in ("yellow", "green", "fhv", "fhvhv", "zones"):
         page.get_by_text(group, exact=True).first.wait_for()
-    page.screenshot(path=str(SHOTS / "asset-graph-all.png"))
+    shot(page, "asset-graph-all.png")
 
 
 def test_partitioned_asset_shows_its_partitions(loaded: Stack, page):
@@ -107,7 +116,7 @@ def test_partitioned_asset_shows_its_partitions(loaded: Stack, page):
         search.first.fill(f"{MONTH}-01")
     page.get_by_text(f"{MONTH}-01", exact=True).first.click()
     page.get_by_text("sha256", exact=True).first.wait_for()
-    page.screenshot(path=str(SHOTS / "partitions-yellow-raw_file.png"))
+    shot(page, "partitions-yellow-raw_file.png")
     materialized = loaded.instance.get_materialized_partitions(dg.AssetKey([SERVICE, "raw_file"]))
     assert f"{MONTH}-01" in materialized
 
@@ -122,4 +131,4 @@ def test_materialization_shows_its_metadata(loaded: Stack, page):
     page.get_by_text(sha).first.wait_for()
     for label in ("source_url", "etag"):
         page.get_by_text(label, exact=True).first.wait_for()
-    page.screenshot(path=str(SHOTS / "materialization-metadata-yellow-raw_file.png"), full_page=True)
+    shot(page, "materialization-metadata-yellow-raw_file.png", full_page=True)
