@@ -316,19 +316,22 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def test_run_failure_alert_names_run_asset_partition_and_error(pipeline: Pipeline, receiver: Receiver):
-    result = pipeline.run("yellow", "2023-06", raise_on_error=False)  # not in the mirror: 403, not published
-    assert not result.success
-    run = pipeline.instance.get_run_by_id(result.run_id)
+def failure_context(pipeline: Pipeline, result, alerts: AlertWebhook):
+    """The context the run-failure sensor gets for a failed run of ours."""
     failure = pipeline.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
-    context = dg.build_run_status_sensor_context(
+    return dg.build_run_status_sensor_context(
         sensor_name="taxi_run_failure_alert",
         dagster_event=failure,
         dagster_instance=pipeline.instance,
-        dagster_run=run,
-        resources={"alerts": AlertWebhook(url=receiver.url, dagster_url="http://127.0.0.1:3000")},
+        dagster_run=pipeline.instance.get_run_by_id(result.run_id),
+        resources={"alerts": alerts},
     ).for_run_failure()
-    run_failure_alert_sensor(context)
+
+
+def test_run_failure_alert_names_run_asset_partition_and_error(pipeline: Pipeline, receiver: Receiver):
+    result = pipeline.run("yellow", "2023-06", raise_on_error=False)  # not in the mirror: 403, not published
+    assert not result.success
+    run_failure_alert_sensor(failure_context(pipeline, result, AlertWebhook(url=receiver.url, dagster_url="http://127.0.0.1:3000")))
     assert len(receiver.posts) == 1
     post = receiver.posts[0]
     facts = post["taxi_assets"]
@@ -344,16 +347,7 @@ def test_run_failure_alert_names_run_asset_partition_and_error(pipeline: Pipelin
 
 def test_run_failure_alert_without_webhook_posts_nothing(pipeline: Pipeline, receiver: Receiver):
     result = pipeline.run("yellow", "2023-07", raise_on_error=False)
-    run = pipeline.instance.get_run_by_id(result.run_id)
-    failure = pipeline.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
-    context = dg.build_run_status_sensor_context(
-        sensor_name="taxi_run_failure_alert",
-        dagster_event=failure,
-        dagster_instance=pipeline.instance,
-        dagster_run=run,
-        resources={"alerts": AlertWebhook(url="")},
-    ).for_run_failure()
-    run_failure_alert_sensor(context)
+    run_failure_alert_sensor(failure_context(pipeline, result, AlertWebhook(url="")))
     assert receiver.posts == []
 
 

@@ -74,9 +74,9 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
     )
     def matches_lake(trips_table: WarehouseTable, cleaned: LakeFile) -> dg.AssetCheckResult:
         in_warehouse = trips_table.warehouse.count(trips_table.table, trips_table.month)
+        in_lake = cleaned.num_rows
         return dg.AssetCheckResult(
-            passed=in_warehouse == cleaned.num_rows,
-            metadata={"warehouse_rows": in_warehouse, "lake_rows": cleaned.num_rows},
+            passed=in_warehouse == in_lake, metadata={"warehouse_rows": in_warehouse, "lake_rows": in_lake}
         )
 
     @dg.asset_check(
