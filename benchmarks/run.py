@@ -159,9 +159,11 @@ def postgres(pg_url: str | None, fast: bool) -> Iterator[str]:
     if pg_url:
         server_url, stop = pg_url, None
     else:
+        from taxi_assets.warehouse.postgres import SERVER_SETTINGS
         from taxi_assets_tests.postgres_server import FAST_SETTINGS, start_postgres
 
-        server = start_postgres(settings=FAST_SETTINGS if fast else None)
+        # The settings compose runs the warehouse server with (durable: fsync stays on).
+        server = start_postgres(settings={**SERVER_SETTINGS, **(FAST_SETTINGS if fast else {})})
         server_url, stop = server.url, server.stop
     try:
         with psycopg.connect(server_url, autocommit=True) as conn:
@@ -685,7 +687,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-url", default=os.environ.get("TAXI_BENCH_POSTGRES_URL"),
                         help="an existing server (libpq URL); default: a throwaway one")
     parser.add_argument("--pg-fast", action="store_true",
-                        help="start the throwaway server with fsync/synchronous_commit off (default: durable)")
+                        help="start the throwaway server with fsync/synchronous_commit off (default: durable, with the "
+                             "compose server's settings: wal_level=minimal)")
     parser.add_argument("--warehouse", choices=("postgres", "duckdb"), default="postgres")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "results")
@@ -750,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
 
     variants_started = time.perf_counter()
     with MirrorServer(mirror_root) as mirror, postgres(args.pg_url, args.pg_fast) as pg_url:
-        log(f"2/3 mirror at {mirror.url}; Postgres {'(given)' if args.pg_url else '(throwaway, ' + ('fast' if args.pg_fast else 'durable') + ' settings)'}")
+        log(f"2/3 mirror at {mirror.url}; Postgres {'(given)' if args.pg_url else '(throwaway, ' + ('fast' if args.pg_fast else 'durable, wal_level=minimal') + ' settings)'}")
         bench = Bench(args, data, pg_url, mirror.url)
         log("3/3 variants (each in a child process; RSS of its process tree sampled every 50 ms)")
         baseline = None
@@ -777,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "loadavg_start": load_start, "loadavg_end": _loadavg(),
         "quick": bool(args.quick), "warehouse": args.warehouse,
-        "pg_settings": "given" if args.pg_url else ("fast" if args.pg_fast else "durable"),
+        "pg_settings": "given" if args.pg_url else ("fast" if args.pg_fast else "durable, wal_level=minimal"),
     }
     rows = [{**r.as_json(baseline), **common} for r in bench.results]
     args.results_dir.mkdir(parents=True, exist_ok=True)

@@ -186,6 +186,17 @@ def test_pools_named_in_the_code_are_the_ones_configured(compose):
         assert f"concurrency set {pool}" in init, pool
 
 
+def test_postgres_runs_with_the_warehouse_server_settings(compose):
+    """Compose starts Postgres with the settings the bench measures (and the docs explain)."""
+    from taxi_assets.warehouse.postgres import SERVER_SETTINGS
+
+    command = compose["services"]["postgres"]["command"]
+    assert command[0] == "postgres"
+    given = dict(arg.split("=", 1) for flag, arg in zip(command[1::2], command[2::2]) if flag == "-c")
+    assert given == SERVER_SETTINGS
+    assert "wal_level=minimal" in OPERATIONS.read_text()
+
+
 def test_shell_scripts_parse():
     for script in [*(REPO / "deploy" / "postgres-init").glob("*.sh"), REPO / "scripts" / "ensure_chromium.sh"]:
         subprocess.run(["sh" if script.parent.name == "postgres-init" else "bash", "-n", str(script)], check=True)

@@ -14,13 +14,15 @@ import pyarrow.parquet as pq
 
 from taxi_assets.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
 from taxi_assets.cleaning import REJECT_RULE, REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
-from taxi_assets.io_managers import DatePartitionedMonth, LakeFile, StagedFile
+from taxi_assets.io_managers import DatePartitionedMonth, LakeFile, LakeMonthDataset, StagedFile
 from taxi_assets.lake import PARQUET_WRITE_OPTIONS
 from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, trips_table
 from taxi_assets.metadata import rejects_markdown, source_metadata, table_metadata
+from taxi_assets.overlapped_writes import OverlappedWrites
 from taxi_assets.raw_reader import iter_canonical_batches, raw_preview
 from taxi_assets.resources import LakeResource, TlcSource
 from taxi_assets.services import SOURCE_MONTH, Service, month_label, next_month, parse_month
+from taxi_assets.warehouse.base import TableSource
 from taxi_assets.zones import read_zone_lookup
 
 ZONE_LOOKUP_KEY = dg.AssetKey("taxi_zone_lookup")
@@ -115,11 +117,13 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
             kept_path, rejected_path = stage / f"{name}_{month_label(month)}.parquet", stage / "rejected.parquet"
             kept_writer = pq.ParquetWriter(kept_path, service.schema, **PARQUET_WRITE_OPTIONS)
             rejected_writer = pq.ParquetWriter(rejected_path, REJECTS_SCHEMA(service), **PARQUET_WRITE_OPTIONS)
-            with kept_writer, rejected_writer:
+            # (the writes of one batch run while the next is read and cleaned; they finish before the files close)
+            with kept_writer, rejected_writer, OverlappedWrites() as writes:
                 for batch in iter_canonical_batches(raw_path, service, month, fmt, source_name=raw.name):
                     kept, rejected = cleaner.split(batch)
-                    kept_writer.write_batch(kept)
-                    rejected_writer.write_batch(rejected)
+                    writes.next_batch()
+                    writes.submit(kept_writer.write_batch, kept)
+                    writes.submit(rejected_writer.write_batch, rejected)
             if cleaner.rows_kept + sum(cleaner.counts.values()) != cleaner.rows_in:
                 raise RuntimeError(f"{name} {month_label(month)}: kept + rejected != rows read; nothing stored")
             context.log.info(
@@ -164,7 +168,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=key(service, "trips_table"),
-        ins={"cleaned": dg.AssetIn(key(service, "trips_cleaned"))},
+        ins={"by_date": dg.AssetIn(key(service, "trips_by_pickup_date")), "cleaned": dg.AssetIn(key(service, "trips_cleaned"))},
         partitions_def=partitions,
         group_name=group,
         io_manager_key="warehouse_io_manager",
@@ -175,8 +179,15 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         backfill_policy=ONE_MONTH_PER_RUN,
         description=f"{service.title} cleaned trips in the warehouse table {trips_table(service)}, one month replaced atomically.",
     )
-    def trips_table_asset(cleaned: LakeFile):
-        return cleaned.table_source()
+    def trips_table_asset(by_date: LakeMonthDataset, cleaned: LakeFile) -> TableSource:
+        # Rows are sent from the lake's date folders, day after day, each day sorted: the table
+        # holds the month in pickup order (time ranges read adjacent pages; the time index can be
+        # a BRIN). A warehouse that loads from the bucket itself (BigQuery, lake on GCS) takes the
+        # month's cleaned file instead: the same rows in one object, and a clustered table needs
+        # no order.
+        source = by_date.table_source(service.schema, order_by="pickup_datetime")
+        source.uris = cleaned.table_source().uris
+        return source
 
     @dg.asset(
         key=key(service, "rejects_summary"),
