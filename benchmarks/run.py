@@ -9,9 +9,12 @@ One run of `python -m benchmarks.run`:
 3. runs each variant in a child process while sampling the RSS of the child's whole process tree
    every 50 ms (benchmarks/rss.py):
    - zoomcamp: the course's pandas recipe on the yellow csv.gz (benchmarks/zoomcamp.py);
-   - dagster-in-process: our pipeline, `yellow_monthly` / `fhvhv_monthly` for one partition through
-     `execute_in_process` (download from the mirror -> raw -> cleaned + rejected -> lake by pickup
-     date -> Postgres warehouse -> mart, with the asset checks), on a fresh lake and warehouse schema;
+   - dagster-in-process: our pipeline for one partition through `execute_in_process`, on a fresh
+     lake and warehouse schema, in two scopes. `ingest` is the issue's chain, the one compared with
+     the recipe: download from the mirror -> raw -> cleaned + rejected -> lake by pickup date ->
+     Postgres table, with those assets' checks. `job` is the whole `<service>_monthly` job: the
+     chain plus the rejects summary and the daily zone mart, with every check. Yellow runs
+     `--repeats` times (default 3) and reports the median run;
    - dagster-cli: the same yellow month through `dagster asset materialize` (a new process that loads
      the code location, as a user types it);
    - backfill-daemon (--backfill daemon, the default): N yellow months as one asset backfill launched
@@ -66,9 +69,14 @@ FULL = {"yellow_rows": 3_000_000, "fhvhv_rows": 20_000_000, "months": 12, "backf
 QUICK = {"yellow_rows": 20_000, "fhvhv_rows": 30_000, "months": 2, "backfill_rows": 10_000}
 
 VARIANTS = ("zoomcamp", "dagster-in-process", "dagster-cli", "backfill")
-#: The assets of a service month (the service's group): what a backfill selects.
-SERVICE_ASSETS = ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table",
-                  "rejects_summary", "daily_zone_mart")
+#: The issue's chain for a month: download -> raw -> cleaned (+ rejected) -> lake by date -> warehouse
+#: table, with the checks on those assets. What the zoomcamp recipe is compared with.
+INGEST_ASSETS = ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table")
+#: The assets of a service month (the service's group, the `<service>_monthly` job): the chain, the
+#: rejects summary and the daily zone mart. What a backfill selects.
+SERVICE_ASSETS = (*INGEST_ASSETS, "rejects_summary", "daily_zone_mart")
+#: What an in-process variant runs: the chain only, or the whole monthly job.
+SCOPES = {"ingest": INGEST_ASSETS, "job": SERVICE_ASSETS}
 PG_DATABASE = "ny_taxi"
 
 
@@ -228,12 +236,28 @@ def _materialized_rows(result, asset_suffix: str) -> int | None:
     return None
 
 
+def _scoped_job(defs, service: str, scope: str):
+    """The service's monthly job, or (scope "ingest") the same month for the chain's assets only."""
+    import dagster as dg
+
+    from taxi_assets.definitions import service_job_name
+
+    job = defs.resolve_job_def(service_job_name(service))
+    if scope == "job":
+        return job
+    name = f"{service}_bench_{scope}"
+    selected = dg.define_asset_job(
+        name, selection=dg.AssetSelection.assets(*[[service, a] for a in SCOPES[scope]]), partitions_def=job.partitions_def
+    )
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[selected])).resolve_job_def(name)
+
+
 def child_pipeline(args: argparse.Namespace) -> int:
-    """One service month through the whole job, in this process; reports what it measured."""
+    """One service month (`--repeats` times) through the job of `--scope`, in this process."""
     started = time.perf_counter()
     import dagster as dg
 
-    from taxi_assets.definitions import build_definitions, service_job_name
+    from taxi_assets.definitions import build_definitions
     from taxi_assets.settings import Settings
 
     imported = time.perf_counter()
@@ -243,11 +267,12 @@ def child_pipeline(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         if args.zones:  # set-up, not timed: the zone lookup the cleaning step reads
             defs.resolve_job_def("zones").execute_in_process(instance=instance, run_config=quiet)
-        job = defs.resolve_job_def(service_job_name(args.service))
+        job = _scoped_job(defs, args.service, args.scope)
+        out["job"] = job.name
         out["setup_seconds"] = time.perf_counter() - imported
         runs = []
         work_started = time.perf_counter()
-        for month in args.months.split(","):
+        for month in [m for m in args.months.split(",") for _ in range(args.repeats)]:
             t0 = time.perf_counter()
             result = job.execute_in_process(partition_key=f"{month}-01", instance=instance, run_config=quiet,
                                             raise_on_error=False)
@@ -368,33 +393,39 @@ class Bench:
                              "SQLAlchemy/psycopg2", "log": str(log_path)},
         ))
 
-    def pipeline(self, service: str, fmt: str, month: str, rows: int) -> Result:
-        name = f"dagster-in-process-{service}-{fmt.replace('.', '')}"
+    def pipeline(self, service: str, fmt: str, month: str, rows: int, scope: str = "job", repeats: int = 1) -> Result:
+        """The month `repeats` times in one child (each run redoes all of it: download, lake,
+        warehouse); `seconds` is the median run, every run's time is kept in `seconds_runs`."""
+        name = f"dagster-in-process-{service}-{fmt.replace('.', '')}-{scope}"
         env = self.base_env(name, fmt, home_name="in-process")
         result_path = self.data / "logs" / f"{name}.json"
         result_path.unlink(missing_ok=True)
         argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", service, "--months", month, "--zones",
-                "--result", str(result_path)]
+                "--scope", scope, "--repeats", str(repeats), "--result", str(result_path)]
         run, out, log_path = self._child(name, argv, env)
-        first = (out.get("runs") or [{}])[0]
+        runs = out.get("runs") or [{}]
+        median = sorted(runs, key=lambda r: r.get("seconds") or 0)[len(runs) // 2]
         ok = run.returncode == 0 and bool(out.get("ok"))
-        steps = first.get("steps") or {}
+        steps = median.get("steps") or {}
         return self.add(Result(
-            "dagster-in-process", service, fmt, rows, first.get("seconds"), run.peak_rss_mb,
+            "dagster-in-process", service, fmt, rows, median.get("seconds"), run.peak_rss_mb,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
             peak_processes=run.peak_processes, ok=ok,
             extra={
-                "method": "defs.resolve_job_def(f'{service}_monthly').execute_in_process(partition_key=...)",
-                "rows_read": (first.get("rows_kept") or 0) + (first.get("rows_rejected") or 0) or None,
-                "rows_kept": first.get("rows_kept"),
-                "rows_in_warehouse": first.get("rows_in_warehouse"),
-                "rows_rejected": first.get("rows_rejected"),
-                "run_seconds": first.get("run_seconds"),
+                "scope": scope,
+                "assets": list(SCOPES[scope]),
+                "method": f"{out.get('job', '?')}.execute_in_process(partition_key=...)",
+                "seconds_runs": [r.get("seconds") for r in runs],
+                "rows_read": (median.get("rows_kept") or 0) + (median.get("rows_rejected") or 0) or None,
+                "rows_kept": median.get("rows_kept"),
+                "rows_in_warehouse": median.get("rows_in_warehouse"),
+                "rows_rejected": median.get("rows_rejected"),
+                "run_seconds": median.get("run_seconds"),
                 "steps_seconds": round(sum(steps.values()), 3) if steps else None,
                 "steps": steps,
-                "checks": first.get("checks"),
+                "checks": median.get("checks"),
                 "import_seconds": _r(out.get("import_seconds")),
-                "error": first.get("error"),
+                "error": next((r["error"] for r in runs if r.get("error")), None),
                 "log": str(log_path),
             },
         ))
@@ -644,13 +675,14 @@ def _wait_backfill(url: str, backfill_id: str, timeout: float) -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = (f"{'variant':22} {'service':7} {'format':7} {'rows':>11} {'seconds':>8} {'rows/s':>11} "
+    header = (f"{'variant':29} {'service':7} {'format':7} {'rows':>11} {'seconds':>8} {'rows/s':>11} "
               f"{'peak RSS MB':>11} {'x zoomcamp':>10} {'process s':>9} {'cpu s':>7}")
     log(header)
     log("-" * len(header))
     for r in rows:
         fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-        log(f"{r['variant']:22} {r['service']:7} {r['format']:7} {r['rows']:>11,} {fmt(r['seconds'], '>8.2f')} "
+        variant = r["variant"] + (f"/{r['scope']}" if r.get("scope") else "")
+        log(f"{variant:29} {r['service']:7} {r['format']:7} {r['rows']:>11,} {fmt(r['seconds'], '>8.2f')} "
             f"{fmt(r['rows_per_s'], '>11,.0f')} {fmt(r['peak_rss_mb'], '>11.0f')} "
             f"{fmt(r['ratio_vs_zoomcamp'], '>10.1f')} {fmt(r['process_seconds'], '>9.1f')} "
             f"{fmt(r['cpu_seconds'], '>7.1f')}{'' if r['ok'] else '  FAILED'}")
@@ -689,6 +721,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-fast", action="store_true",
                         help="start the throwaway server with fsync/synchronous_commit off (default: durable, with the "
                              "compose server's settings: wal_level=minimal)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs of each yellow in-process variant; the median is reported (default 3; --quick 1)")
     parser.add_argument("--warehouse", choices=("postgres", "duckdb"), default="postgres")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "results")
@@ -702,6 +736,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = args.skip - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants in --skip: {sorted(unknown)}; known: {VARIANTS}")
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
     if args.backfill is None:
         # a webserver and a daemon do not start within a smoke run's minute
         args.backfill = "in-process" if args.quick else "daemon"
@@ -718,6 +754,8 @@ def main(argv: list[str] | None = None) -> int:
         child.add_argument("--service")
         child.add_argument("--months")
         child.add_argument("--zones", action="store_true")
+        child.add_argument("--scope", choices=tuple(SCOPES), default="job")
+        child.add_argument("--repeats", type=int, default=1)
         child.add_argument("--result")
         cargs = child.parse_args(argv)
         return child_pipeline(cargs) if cargs.mode == "child-pipeline" else child_zones(cargs)
@@ -760,12 +798,14 @@ def main(argv: list[str] | None = None) -> int:
         if "zoomcamp" not in args.skip:
             baseline = bench.zoomcamp(args.yellow_rows)
         if "dagster-in-process" not in args.skip:
-            bench.pipeline("yellow", "parquet", YELLOW_MONTH, args.yellow_rows)
-            bench.pipeline("yellow", "csv.gz", YELLOW_MONTH, args.yellow_rows)
+            # the issue's chain (what the recipe does, and more), then the whole monthly job
+            bench.pipeline("yellow", "parquet", YELLOW_MONTH, args.yellow_rows, "ingest", args.repeats)
+            bench.pipeline("yellow", "csv.gz", YELLOW_MONTH, args.yellow_rows, "ingest", args.repeats)
+            bench.pipeline("yellow", "parquet", YELLOW_MONTH, args.yellow_rows, "job", args.repeats)
         if "dagster-cli" not in args.skip:
             bench.cli("yellow", "parquet", YELLOW_MONTH, args.yellow_rows)
         if "dagster-in-process" not in args.skip:
-            bench.pipeline("fhvhv", "parquet", FHVHV_MONTH, args.fhvhv_rows)
+            bench.pipeline("fhvhv", "parquet", FHVHV_MONTH, args.fhvhv_rows, "job")
         if "backfill" not in args.skip:
             daemon_ok = False
             if args.backfill in ("daemon", "both"):

@@ -38,17 +38,25 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
         assert REQUIRED <= row.keys(), f"{row['variant']} lacks {REQUIRED - row.keys()}"
         assert row["ok"] is True, row
         assert row["seconds"] > 0 and row["rows_per_s"] > 0 and row["peak_rss_mb"] > 0
-    by_variant = {(r["variant"], r["service"], r["format"]): r for r in rows}
+    by_variant = {(r["variant"], r["service"], r["format"], r.get("scope")): r for r in rows}
     assert set(by_variant) == {
-        ("zoomcamp", "yellow", "csv.gz"),
-        ("dagster-in-process", "yellow", "parquet"),
-        ("dagster-in-process", "yellow", "csv.gz"),
-        ("dagster-in-process", "fhvhv", "parquet"),
-        ("backfill-in-process", "yellow", "parquet"),
+        ("zoomcamp", "yellow", "csv.gz", None),
+        ("dagster-in-process", "yellow", "parquet", "ingest"),
+        ("dagster-in-process", "yellow", "csv.gz", "ingest"),
+        ("dagster-in-process", "yellow", "parquet", "job"),
+        ("dagster-in-process", "fhvhv", "parquet", "job"),
+        ("backfill-in-process", "yellow", "parquet", None),
     }
+    # the ingest scope is the chain with its checks; the job adds the rejects summary and the mart
+    ingest, job = by_variant[("dagster-in-process", "yellow", "parquet", "ingest")], by_variant[("dagster-in-process", "yellow", "parquet", "job")]
+    assert set(ingest["checks"]) == {"keys_not_null", "pickups_within_month", "reconciles_with_raw", "matches_lake"}
+    assert not any("mart" in step or "rejects_summary" in step for step in ingest["steps"])
+    assert set(job["checks"]) == set(ingest["checks"]) | {"trips_add_up"}
+    assert any("daily_zone_mart" in step for step in job["steps"]) and any("rejects_summary" in step for step in job["steps"])
+    assert all(len(r["seconds_runs"]) == 1 for r in rows if r["variant"] == "dagster-in-process")  # --quick: one run each
 
     # the baseline has no ratio to itself; everything else is compared with it
-    assert by_variant[("zoomcamp", "yellow", "csv.gz")]["ratio_vs_zoomcamp"] is None
+    assert by_variant[("zoomcamp", "yellow", "csv.gz", None)]["ratio_vs_zoomcamp"] is None
     assert all(r["ratio_vs_zoomcamp"] > 0 for r in rows if r["variant"] != "zoomcamp")
 
     # rows: what the generator wrote, read back by each variant
@@ -56,19 +64,20 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     yellow = pq.ParquetFile(mirror / "trip-data" / "yellow_tripdata_2021-01.parquet").metadata.num_rows
     fhvhv = pq.ParquetFile(mirror / "trip-data" / "fhvhv_tripdata_2021-01.parquet").metadata.num_rows
     assert yellow == QUICK["yellow_rows"] and fhvhv == QUICK["fhvhv_rows"]
-    zoomcamp = by_variant[("zoomcamp", "yellow", "csv.gz")]
+    zoomcamp = by_variant[("zoomcamp", "yellow", "csv.gz", None)]
     assert zoomcamp["rows"] == zoomcamp["rows_read"] == yellow
     assert 0 < zoomcamp["rows_loaded"] < yellow  # passenger_count > 0 dropped some
-    for key, generated in ((("dagster-in-process", "yellow", "parquet"), yellow),
-                           (("dagster-in-process", "yellow", "csv.gz"), yellow),
-                           (("dagster-in-process", "fhvhv", "parquet"), fhvhv)):
+    for key, generated in ((("dagster-in-process", "yellow", "parquet", "ingest"), yellow),
+                           (("dagster-in-process", "yellow", "csv.gz", "ingest"), yellow),
+                           (("dagster-in-process", "yellow", "parquet", "job"), yellow),
+                           (("dagster-in-process", "fhvhv", "parquet", "job"), fhvhv)):
         row = by_variant[key]
         assert row["rows"] == row["rows_read"] == generated, row
         assert row["rows_kept"] + row["rows_rejected"] == generated
         assert row["rows_in_warehouse"] == row["rows_kept"]
     # the same rule drops the same rows: the zoomcamp's filter and our passenger_count rule agree
-    assert by_variant[("dagster-in-process", "yellow", "csv.gz")]["rows_kept"] <= zoomcamp["rows_loaded"]
-    backfill = by_variant[("backfill-in-process", "yellow", "parquet")]
+    assert by_variant[("dagster-in-process", "yellow", "csv.gz", "ingest")]["rows_kept"] <= zoomcamp["rows_loaded"]
+    backfill = by_variant[("backfill-in-process", "yellow", "parquet", None)]
     assert backfill["rows"] == QUICK["months"] * QUICK["backfill_rows"]
     assert backfill["months"] == QUICK["months"] and backfill["months_per_minute"] > 0
     assert 0 <= backfill["overhead_share_of_run_time"] <= 1
