@@ -14,7 +14,7 @@ One run of `python -m benchmarks.run`:
      the recipe: download from the mirror -> raw -> cleaned + rejected -> lake by pickup date ->
      Postgres table, with those assets' checks. `job` is the whole `<service>_monthly` job: the
      chain plus the rejects summary and the daily zone mart, with every check. Yellow runs
-     `--repeats` times (default 3) and reports the median run;
+     `--repeats` times (default 3), each on a fresh lake and schema, and reports the median run;
    - dagster-cli: the same yellow month through `dagster asset materialize` (a new process that loads
      the code location, as a user types it);
    - backfill-daemon (--backfill daemon, the default): N yellow months as one asset backfill launched
@@ -253,7 +253,7 @@ def _scoped_job(defs, service: str, scope: str):
 
 
 def child_pipeline(args: argparse.Namespace) -> int:
-    """One service month (`--repeats` times) through the job of `--scope`, in this process."""
+    """Service months, one after the other, through the job of `--scope`, in this process."""
     started = time.perf_counter()
     import dagster as dg
 
@@ -272,7 +272,7 @@ def child_pipeline(args: argparse.Namespace) -> int:
         out["setup_seconds"] = time.perf_counter() - imported
         runs = []
         work_started = time.perf_counter()
-        for month in [m for m in args.months.split(",") for _ in range(args.repeats)]:
+        for month in args.months.split(","):
             t0 = time.perf_counter()
             result = job.execute_in_process(partition_key=f"{month}-01", instance=instance, run_config=quiet,
                                             raise_on_error=False)
@@ -394,21 +394,26 @@ class Bench:
         ))
 
     def pipeline(self, service: str, fmt: str, month: str, rows: int, scope: str = "job", repeats: int = 1) -> Result:
-        """The month `repeats` times in one child (each run redoes all of it: download, lake,
-        warehouse); `seconds` is the median run, every run's time is kept in `seconds_runs`."""
+        """The month `repeats` times, each in a child of its own on a fresh lake and warehouse schema
+        (the first load of a month, as the monthly schedule does it); `seconds` is the median run,
+        every run's time is kept in `seconds_runs`, the peak RSS is the highest of them."""
         name = f"dagster-in-process-{service}-{fmt.replace('.', '')}-{scope}"
-        env = self.base_env(name, fmt, home_name="in-process")
-        result_path = self.data / "logs" / f"{name}.json"
-        result_path.unlink(missing_ok=True)
-        argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", service, "--months", month, "--zones",
-                "--scope", scope, "--repeats", str(repeats), "--result", str(result_path)]
-        run, out, log_path = self._child(name, argv, env)
-        runs = out.get("runs") or [{}]
+        runs, children = [], []
+        for _ in range(repeats):
+            env = self.base_env(name, fmt, home_name="in-process")
+            result_path = self.data / "logs" / f"{name}.json"
+            result_path.unlink(missing_ok=True)
+            argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", service, "--months", month, "--zones",
+                    "--scope", scope, "--result", str(result_path)]
+            run, out, log_path = self._child(name, argv, env)
+            children.append((run, out))
+            runs += [{**r, "peak_rss_mb": run.peak_rss_mb} for r in out.get("runs") or [{}]]
         median = sorted(runs, key=lambda r: r.get("seconds") or 0)[len(runs) // 2]
-        ok = run.returncode == 0 and bool(out.get("ok"))
+        run, out = children[runs.index(median)]
+        ok = all(c.returncode == 0 and bool(o.get("ok")) for c, o in children)
         steps = median.get("steps") or {}
         return self.add(Result(
-            "dagster-in-process", service, fmt, rows, median.get("seconds"), run.peak_rss_mb,
+            "dagster-in-process", service, fmt, rows, median.get("seconds"), max(c.peak_rss_mb or 0 for c, _ in children) or None,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
             peak_processes=run.peak_processes, ok=ok,
             extra={
@@ -755,7 +760,6 @@ def main(argv: list[str] | None = None) -> int:
         child.add_argument("--months")
         child.add_argument("--zones", action="store_true")
         child.add_argument("--scope", choices=tuple(SCOPES), default="job")
-        child.add_argument("--repeats", type=int, default=1)
         child.add_argument("--result")
         cargs = child.parse_args(argv)
         return child_pipeline(cargs) if cargs.mode == "child-pipeline" else child_zones(cargs)
