@@ -113,8 +113,9 @@ def _write_hive_folders(
     """One parquet writer per `{partition_column}=VALUE/` folder, fed slice by slice.
 
     Each batch is sorted on the partition column and cut into one slice per value, so memory stays
-    two batches (one being written, the next being sorted) plus the open writers. (pyarrow's write_dataset queues without bound and writes tiny
-    row groups: a 20M-row month took 2.4 GB and twice the CPU.)
+    two batches (one being written, the next being sorted) plus the open writers. (pyarrow's
+    write_dataset queues without bound and writes tiny row groups: a 20M-row month took 2.4 GB
+    and twice the CPU.)
     """
     file_schema = schema.remove(schema.get_field_index(partition_column))
     writers: dict[object, pq.ParquetWriter] = {}

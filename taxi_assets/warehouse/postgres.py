@@ -83,7 +83,7 @@ from taxi_assets.warehouse.pg_copy import (
 #: the marts' day. "a,b" is one multicolumn btree; "brin:a" a BRIN index.
 #: - pickup time: BRIN. The trips are loaded in pickup order (the lake's days in date order, each
 #:   day sorted), so a month's min/max per 128 pages pins a time range to its few adjacent pages;
-#:   it builds in a fifth of a btree's time and is a thousandth of its size. (A table loaded in
+#:   it builds in a quarter of a btree's time and is a thousandth of its size. (A table loaded in
 #:   any other order would want "pickup_datetime", a btree, instead.)
 #: - zones: one btree on (pickup, dropoff). It answers "from zone A" and "from A to B" as two
 #:   indexes would, and "to zone B" by a scan of that small index (PostgreSQL 18: a skip scan);
@@ -92,10 +92,11 @@ TIME_COLUMN = "pickup_datetime"
 INDEX_COLUMNS = (f"brin:{TIME_COLUMN}", "pickup_location_id,dropoff_location_id", "pickup_date")
 #: How we run the warehouse's own server (docker-compose.yml and `make bench` start it so): no WAL
 #: for replicas, so a month's COPY into the table its transaction created writes its rows once
-#: (the data files, flushed at commit) instead of twice (WAL, then data files): a 3M-row month
-#: loads about a fifth faster. Crash-safe as ever; what it gives up is streaming replication and
-#: point-in-time recovery from archived WAL (pg_dump backups still work). A server you point us
-#: at keeps its own settings: everything works the same, a little slower.
+#: (the data files, flushed at commit) instead of twice (WAL, then data files): measured on a
+#: 3M-row month, the COPY 5.2 -> 3.4 s, the commit 0.02 -> 1 s, the load about 15 % faster.
+#: Crash-safe as ever; what it gives up is streaming replication and point-in-time recovery from
+#: archived WAL (pg_dump backups still work). A server you point us at keeps its own settings:
+#: everything works the same, a little slower.
 SERVER_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0"}
 #: Key of the small unpartitioned tables (the zones).
 KEY_COLUMNS = ("location_id",)
@@ -449,7 +450,6 @@ class PostgresWarehouse(WarehouseResource):
                     "SELECT format_type(%s, %s)", [result.ftype(i), result.fmod(i)]
                 ).fetchone()[0]
             columns = self._ensure_month_table(conn, table, wanted)
-            select_list = sql.SQL(", ").join(sql.Identifier(c) for c in wanted)
 
             def load(cur: psycopg.Cursor, stage: str) -> int:
                 # CREATE TABLE AS, not INSERT ... SELECT: Postgres runs the SELECT of a CREATE TABLE AS
