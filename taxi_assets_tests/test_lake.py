@@ -136,3 +136,38 @@ def test_null_partition_value_gets_the_hive_default_folder(tmp_path):
     assert sorted(zip(table.column("trip").to_pylist(), table.column("pickup_date").to_pylist())) == [
         (1, dt.date(2024, 1, 2)), (2, None), (3, dt.date(2024, 1, 2))
     ]
+
+
+def test_a_published_month_streams_back_in_time_order_one_day_at_a_time(tmp_path, monkeypatch):
+    """What the warehouse load reads: every row once, days in date order, each day sorted on the
+    time, in batches of at most BATCH_ROWS; an empty month is empty, a missing one says so."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from taxi_assets import io_managers
+    from taxi_assets.io_managers import LakeMonthDataset
+
+    monkeypatch.setattr(io_managers, "BATCH_ROWS", 1000)
+    rng = np.random.default_rng(7)
+    n = 20_000
+    seconds = rng.integers(0, 31 * 86_400, n)  # shuffled pickups over January
+    pickups = (np.datetime64("2024-01-01T00:00:00") + seconds.astype("timedelta64[s]")).astype("datetime64[us]")
+    schema = pa.schema([("trip", pa.int64()), ("pickup_datetime", pa.timestamp("us"))])
+    rows = pa.table({"trip": pa.array(np.arange(n)), "pickup_datetime": pa.array(pickups)}, schema=schema)
+    lake = Lake(str(tmp_path / "lake"))
+    lake.publish_partitioned_month(
+        "trips/yellow", "2024-01", "yellow",
+        (b.append_column("pickup_date", pc.cast(b.column("pickup_datetime"), pa.date32())) for b in rows.to_batches(4096)),
+        schema.append(pa.field("pickup_date", pa.date32())), "pickup_date",
+    )
+    batches = list(LakeMonthDataset(lake, "trips/yellow", "2024-01", "pickup_date").table_source(schema, "pickup_datetime").open())
+    assert max(b.num_rows for b in batches) <= 1000
+    back = pa.Table.from_batches(batches)
+    assert back.schema == schema
+    assert back.column("pickup_datetime").to_pylist() == sorted(rows.column("pickup_datetime").to_pylist())
+    assert sorted(back.column("trip").to_pylist()) == list(range(n))
+
+    lake.publish_partitioned_month("trips/yellow", "2024-02", "yellow", iter([]), schema.append(pa.field("pickup_date", pa.date32())), "pickup_date")
+    assert LakeMonthDataset(lake, "trips/yellow", "2024-02", "pickup_date").table_source(schema, "pickup_datetime").open().read_all().num_rows == 0
+    with pytest.raises(FileNotFoundError, match="trips/yellow 2024-03 is not in the lake"):
+        LakeMonthDataset(lake, "trips/yellow", "2024-03", "pickup_date").table_source(schema, "pickup_datetime")
