@@ -180,13 +180,14 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         description=f"{service.title} cleaned trips in the warehouse table {trips_table(service)}, one month replaced atomically.",
     )
     def trips_table_asset(by_date: LakeMonthDataset, cleaned: LakeFile) -> TableSource:
-        # Rows are sent from the lake's date folders, day after day, each day sorted: the table
-        # holds the month in pickup order (time ranges read adjacent pages; the time index can be
-        # a BRIN). A warehouse that loads from the bucket itself (BigQuery, lake on GCS) takes the
-        # month's cleaned file instead: the same rows in one object, and a clustered table needs
-        # no order.
+        # Rows are sent from the lake's date folders, day after day, each day sorted: a row store
+        # (Postgres) holds the month in pickup order (time ranges read adjacent pages; the time
+        # index can be a BRIN). An engine that reads parquet itself (DuckDB from this disk,
+        # BigQuery from the bucket) takes the month's cleaned file instead: the same rows in one
+        # file, read in parallel, and a columnar table needs no order.
         source = by_date.table_source(service.schema, order_by="pickup_datetime")
-        source.uris = cleaned.table_source().uris
+        direct = cleaned.table_source()
+        source.local_parquet, source.uris = direct.local_parquet, direct.uris
         return source
 
     @dg.asset(
