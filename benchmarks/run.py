@@ -31,7 +31,7 @@ recipe and for ours. `process_seconds` is the child's whole life (interpreter st
 untimed zone lookup set-up included). `ratio_vs_zoomcamp` is rows/s over the zoomcamp's rows/s (for
 the same month, the speed-up in time).
 
-    python -m benchmarks.run                       # the full run (about 15-20 min on 2 cores)
+    python -m benchmarks.run                       # the full run (about 25 min on 2 cores)
     python -m benchmarks.run --quick               # tiny sizes, under a minute (the pytest smoke test)
     python -m benchmarks.run --yellow-rows 1000000 --skip zoomcamp --backfill in-process --months 3
 """
