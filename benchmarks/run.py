@@ -398,22 +398,21 @@ class Bench:
         (the first load of a month, as the monthly schedule does it); `seconds` is the median run,
         every run's time is kept in `seconds_runs`, the peak RSS is the highest of them."""
         name = f"dagster-in-process-{service}-{fmt.replace('.', '')}-{scope}"
-        runs, children = [], []
-        for _ in range(repeats):
+        children = []  # (process run, child's report, its one month's run, log), one per repeat
+        for k in range(1, repeats + 1):
             env = self.base_env(name, fmt, home_name="in-process")
-            result_path = self.data / "logs" / f"{name}.json"
+            result_path = self.data / "logs" / f"{name}-{k}.json"  # (one log and report per repeat)
             result_path.unlink(missing_ok=True)
             argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", service, "--months", month, "--zones",
                     "--scope", scope, "--result", str(result_path)]
-            run, out, log_path = self._child(name, argv, env)
-            children.append((run, out))
-            runs += [{**r, "peak_rss_mb": run.peak_rss_mb} for r in out.get("runs") or [{}]]
-        median = sorted(runs, key=lambda r: r.get("seconds") or 0)[len(runs) // 2]
-        run, out = children[runs.index(median)]
-        ok = all(c.returncode == 0 and bool(o.get("ok")) for c, o in children)
+            run, out, log_path = self._child(f"{name}-{k}", argv, env)
+            children.append((run, out, (out.get("runs") or [{}])[0], log_path))
+        run, out, median, log_path = sorted(children, key=lambda c: c[2].get("seconds") or 0)[len(children) // 2]
+        runs = [c[2] for c in children]
+        ok = all(c.returncode == 0 and bool(o.get("ok")) for c, o, _, _ in children)
         steps = median.get("steps") or {}
         return self.add(Result(
-            "dagster-in-process", service, fmt, rows, median.get("seconds"), max(c.peak_rss_mb or 0 for c, _ in children) or None,
+            "dagster-in-process", service, fmt, rows, median.get("seconds"), max(c[0].peak_rss_mb or 0 for c in children) or None,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
             peak_processes=run.peak_processes, ok=ok,
             extra={
