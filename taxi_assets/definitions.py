@@ -14,11 +14,13 @@ from taxi_assets.io_managers import LakeIOManager, WarehouseIOManager
 from taxi_assets.resources import LakeResource, TlcSource
 from taxi_assets.services import SERVICES
 from taxi_assets.settings import Settings
-from taxi_assets.warehouse.base import WarehouseResource
+from taxi_assets.warehouse.base import WarehouseResource, validate_identifier
 from taxi_assets.warehouse.duckdb import DuckDBWarehouse
 
 
 def build_warehouse(settings: Settings) -> WarehouseResource:
+    # Refused here, when the code location loads: not at the warehouse step, after the lake steps ran.
+    validate_identifier(settings.warehouse_schema, "TAXI_WAREHOUSE_SCHEMA")
     if settings.warehouse == "duckdb":
         return DuckDBWarehouse(path=settings.duckdb_path, schema_name=settings.warehouse_schema)
     if settings.warehouse == "postgres":

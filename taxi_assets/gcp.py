@@ -30,7 +30,7 @@ BIGQUERY_SCOPES = ("https://www.googleapis.com/auth/bigquery", "https://www.goog
 
 #: Google's rule for project ids (6-30 chars, lowercase letters, digits, hyphens), optionally
 #: with a legacy `domain.com:` prefix.
-_PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
 
 
 def storage_emulator_host() -> str | None:

@@ -621,11 +621,11 @@ CSV_ERAS: tuple[tuple[str, dt.date, str, tuple[str | None, ...]], ...] = (
     ("fhv", _D(2017, 7, 1),
      '"Dispatching_base_num","Pickup_DateTime","DropOff_datetime","PUlocationID","DOlocationID","SR_Flag"',
      ("dispatching_base_num", "pickup_datetime", "dropOff_datetime", "PUlocationID", "DOlocationID", "SR_Flag")),
-    # 2018 carried the base twice, under two names; both are filled.
+    # 2018 carried the base twice, under two names: the real rows have it in the first, the second empty.
     ("fhv", _D(2018, 1, 1), '"Pickup_DateTime","DropOff_datetime","PUlocationID","DOlocationID","SR_Flag",'
                             '"Dispatching_base_number","Dispatching_base_num"',
      ("pickup_datetime", "dropOff_datetime", "PUlocationID", "DOlocationID", "SR_Flag", "dispatching_base_num",
-      "dispatching_base_num")),
+      None)),
     ("fhv", _D(2019, 1, 1), "dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,SR_Flag",
      ("dispatching_base_num", "pickup_datetime", "dropOff_datetime", "PUlocationID", "DOlocationID", "SR_Flag")),
     ("fhvhv", _D(2019, 2, 1),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import dataclasses
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -79,8 +80,9 @@ ALIASES: dict[str, str] = {
     "affiliated_base_num": "affiliated_base_number",
 }
 
-#: Used only when the preferred column is absent: fhv 2018 carries both Dispatching_base_number and
-#: Dispatching_base_num; the latter is the name every other year uses.
+#: A second name for a canonical column. fhv 2018 carries both Dispatching_base_number and
+#: Dispatching_base_num, with the base in the first and the second empty: when both are present the
+#: canonical column takes the preferred one's value, else the secondary's (coalesce), so no base is lost.
 SECONDARY_ALIASES: dict[str, str] = {"dispatching_base_number": "dispatching_base_num"}
 
 #: Coordinates of the pre-2016H2 CSVs: their presence without zone ids marks the lat/lon era.
@@ -167,8 +169,10 @@ class NormalizationPlan:
     sources: dict[str, str]
     #: canonical columns the file lacks: filled with typed nulls
     absent: tuple[str, ...]
-    #: source columns not used (lat/lon, the second fhv base number, pandas index, unknown extras)
+    #: source columns not used (lat/lon, pandas index, unknown extras)
     ignored: tuple[str, ...]
+    #: canonical column -> a second source column that fills its nulls (fhv 2018's two base columns)
+    fallbacks: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -177,7 +181,7 @@ class NormalizationPlan:
     @property
     def source_columns(self) -> list[str]:
         """The source columns to read (e.g. parquet projection)."""
-        return list(self.sources.values())
+        return list(self.sources.values()) + list(self.fallbacks.values())
 
     def describe(self) -> str:
         renamed = {c: s for c, s in self.sources.items() if s != c}
@@ -188,7 +192,7 @@ class NormalizationPlan:
         """One source batch -> exactly `service.schema` (names, order, types), source_month set."""
         n = batch.num_rows
         names = set(batch.schema.names)
-        missing = [s for s in self.sources.values() if s not in names]
+        missing = [s for s in self.source_columns if s not in names]
         if missing:
             raise SchemaError(f"{self.where}: batch lacks planned source columns {missing}")
         arrays = []
@@ -197,7 +201,12 @@ class NormalizationPlan:
                 arrays.append(pa.repeat(pa.scalar(self.month, pa.date32()), n))
             elif field.name in self.sources:
                 source = self.sources[field.name]
-                arrays.append(_cast(batch.column(source), field.type, field.name, source, self.where))
+                values = _cast(batch.column(source), field.type, field.name, source, self.where)
+                fallback = self.fallbacks.get(field.name)
+                if fallback is not None and values.null_count:
+                    values = pc.coalesce(values, _cast(batch.column(fallback), field.type, field.name, fallback,
+                                                       self.where))
+                arrays.append(values)
             else:
                 arrays.append(pa.nulls(n, field.type))
         return pa.RecordBatch.from_arrays(arrays, schema=self.service.schema)
@@ -235,9 +244,10 @@ def plan_normalization(source_schema: pa.Schema, service: Service, month: dt.dat
     if clashes:
         raise SchemaError(f"{where}: several source columns map to the same canonical column: {clashes}")
     sources = {c: s[0] for c, s in claims.items()}
+    fallbacks: dict[str, str] = {}
     for target, name in secondary.items():
         if target in sources:
-            ignored.append(name)  # e.g. fhv 2018 Dispatching_base_number next to Dispatching_base_num
+            fallbacks[target] = name  # fhv 2018: Dispatching_base_number beside an empty Dispatching_base_num
         else:
             sources[target] = name
     ordered = {f.name: sources[f.name] for f in service.schema if f.name in sources}
@@ -253,7 +263,7 @@ def plan_normalization(source_schema: pa.Schema, service: Service, month: dt.dat
     if unknown and absent:
         raise SchemaError(f"{where}: unknown source column(s) {unknown} while canonical column(s) {list(absent)} "
                           "are absent: probably a rename; add it to normalize.ALIASES (or KNOWN_IGNORED)")
-    return NormalizationPlan(service, month, source_name, ordered, absent, tuple(ignored))
+    return NormalizationPlan(service, month, source_name, ordered, absent, tuple(ignored), fallbacks)
 
 
 #: CSV timestamp formats: the TLC's own, then ISO-8601 (with 'T', fractions) as re-exported by others.

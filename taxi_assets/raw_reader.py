@@ -73,7 +73,10 @@ def raw_preview(path: str | PathLike, fmt: str, rows: int = 10) -> pa.Table:
     header, _ = _sniff_csv(str(path), str(path))
     convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in header})
     with pa.input_stream(str(path), compression="gzip") as stream:
-        batch = next(iter(pacsv.open_csv(stream, convert_options=convert)))
+        reader = pacsv.open_csv(stream, convert_options=convert)
+        batch = next(iter(reader), None)  # a header-only file has no batch
+    if batch is None:
+        return reader.schema.empty_table()
     return pa.Table.from_batches([batch.slice(0, rows)])
 
 

@@ -18,7 +18,7 @@ MONEY = pa.float64()
 #: Column every cleaned row carries: the first day of the month of the file it came from.
 SOURCE_MONTH = "source_month"
 
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})\Z")
 
 
 def parse_month(month: str) -> dt.date:

@@ -62,7 +62,7 @@ def test_pickups_outside_month_warn_when_the_rule_is_off(pipeline: Pipeline):
     assert pipeline.run("zones").success
     # everything but pickup_required off, so no other rule catches the out-of-month rows first
     off = [r for r in rule_names_for(YELLOW) if r != "pickup_required"]
-    config = {"ops": {"yellow_clean_trips": {"config": {"disabled_rules": off}}}}
+    config = {"ops": {"yellow_ingest": {"config": {"disabled_rules": off}}}}
     result = pipeline.run("yellow", "2023-01", run_config=config)
     check = evaluations(result)["pickups_within_month"]
     assert not check.passed

@@ -120,7 +120,7 @@ def test_switching_a_rule_off_keeps_its_rows(pipeline: Pipeline):
     summary = {r["rule"]: r["rows"] for r in pipeline.warehouse.read_month("yellow_rejects_summary", parse_month("2023-01")).to_pylist()}
     assert summary.get("passenger_count_positive", 0) > 0
 
-    config = {"ops": {"yellow_clean_trips": {"config": {"disabled_rules": ["passenger_count_positive"]}}}}
+    config = {"ops": {"yellow_ingest": {"config": {"disabled_rules": ["passenger_count_positive"]}}}}
     assert pipeline.run("yellow", "2023-01", run_config=config).success
     after = pipeline.warehouse.count("yellow_trips", parse_month("2023-01"))
     summary_after = {r["rule"]: r["rows"] for r in pipeline.warehouse.read_month("yellow_rejects_summary", parse_month("2023-01")).to_pylist()}
@@ -131,7 +131,7 @@ def test_switching_a_rule_off_keeps_its_rows(pipeline: Pipeline):
 
 def test_unknown_rule_name_fails_clearly(pipeline: Pipeline):
     assert pipeline.run("zones").success
-    config = {"ops": {"yellow_clean_trips": {"config": {"disabled_rules": ["no_such_rule"]}}}}
+    config = {"ops": {"yellow_ingest": {"config": {"disabled_rules": ["no_such_rule"]}}}}
     result = pipeline.run("yellow", "2023-01", run_config=config, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)

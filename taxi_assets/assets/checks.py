@@ -4,7 +4,8 @@ and the warehouse and the mart hold exactly the lake's rows."""
 
 import dagster as dg
 
-from taxi_assets.assets.trips import key, month_bounds
+from taxi_assets.assets.ingest import asset_key
+from taxi_assets.assets.trips import month_bounds
 from taxi_assets.io_managers import LakeFile, WarehouseTable
 from taxi_assets.marts import mart_table, trips_table
 from taxi_assets.raw_reader import count_raw_rows
@@ -22,11 +23,11 @@ def _key_columns(service: Service) -> list[str]:
 
 
 def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
-    cleaned_key = key(service, "trips_cleaned")
+    cleaned_key = asset_key(service, "trips_cleaned")
 
     @dg.asset_check(
         asset=cleaned_key,
-        additional_ins={"raw": dg.AssetIn(key(service, "raw_file")), "rejected": dg.AssetIn(key(service, "trips_rejected"))},
+        additional_ins={"raw": dg.AssetIn(asset_key(service, "raw_file")), "rejected": dg.AssetIn(asset_key(service, "trips_rejected"))},
         blocking=True,
         name="reconciles_with_raw",
         description="Rows in the raw file = rows kept + rows rejected, counted from the files that landed.",
@@ -67,7 +68,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=key(service, "trips_table"),
+        asset=asset_key(service, "trips_table"),
         additional_ins={"cleaned": dg.AssetIn(cleaned_key)},
         name="matches_lake",
         description="The warehouse holds exactly the month's cleaned rows, no more, no fewer.",
@@ -80,7 +81,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=key(service, "daily_zone_mart"),
+        asset=asset_key(service, "daily_zone_mart"),
         name="trips_add_up",
         description="The mart's trips for the month add up to the month's rows in the trips table.",
     )

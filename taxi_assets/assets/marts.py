@@ -4,7 +4,8 @@
 import dagster as dg
 
 from taxi_assets.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
-from taxi_assets.assets.trips import key, monthly_partitions
+from taxi_assets.assets.ingest import asset_key
+from taxi_assets.assets.trips import monthly_partitions
 from taxi_assets.marts import bar_chart_markdown, daily_zone_mart_sql, mart_table, trips_per_day_sql
 from taxi_assets.services import Service, parse_month
 from taxi_assets.warehouse.base import WarehouseResource
@@ -14,8 +15,8 @@ def build_mart_assets(service: Service) -> list[dg.AssetsDefinition]:
     table = mart_table(service)
 
     @dg.asset(
-        key=key(service, "daily_zone_mart"),
-        deps=[key(service, "trips_table"), dg.AssetKey("taxi_zones")],
+        key=asset_key(service, "daily_zone_mart"),
+        deps=[asset_key(service, "trips_table"), dg.AssetKey("taxi_zones")],
         partitions_def=monthly_partitions(service),
         group_name=service.name,
         metadata={"table": table},

@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from taxi_assets.services import SOURCE_MONTH
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# \Z, not $: `$` also matches before a trailing newline, and "ny_taxi\n" would pass.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
 
 class WarehouseError(RuntimeError):

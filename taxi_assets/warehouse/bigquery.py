@@ -52,11 +52,11 @@ from taxi_assets.services import SOURCE_MONTH
 from taxi_assets.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, sql_date_literal
 
 #: BigQuery dataset ids: letters, digits, underscores, at most 1024 characters.
-_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}\Z")
 #: Table names we accept: BigQuery allows more (Unicode, dashes, spaces), we allow what every
 #: engine of ours can quote the same way.
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
-_LOCATION = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}\Z")
+_LOCATION = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 
 CLUSTER_COLUMNS = ("pickup_location_id", "dropoff_location_id")
 REPLACE_MODES = ("auto", "partition_load", "merge")

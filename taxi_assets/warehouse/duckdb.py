@@ -91,9 +91,10 @@ class DuckDBWarehouse(WarehouseResource):
     def replace_month_from_query(self, table: str, month: dt.date, select_sql: str) -> int:
         ref = self.table_ref(table)
         with self.connect() as con:
+            # Created in its own committed statement: see _ensure_table on CREATE ... AS in a transaction.
+            con.execute(f"CREATE TABLE IF NOT EXISTS {ref} AS SELECT * FROM ({select_sql}) AS q LIMIT 0")
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(f"CREATE TABLE IF NOT EXISTS {ref} AS SELECT * FROM ({select_sql}) AS q LIMIT 0")
                 con.execute(f"DELETE FROM {ref} WHERE {SOURCE_MONTH} = ?", [month])
                 con.execute(f"INSERT INTO {ref} BY NAME SELECT * FROM ({select_sql}) AS q")
                 loaded = con.execute(f"SELECT COUNT(*) FROM {ref} WHERE {SOURCE_MONTH} = ?", [month]).fetchone()[0]
@@ -129,9 +130,14 @@ class DuckDBWarehouse(WarehouseResource):
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
     def _ensure_table(con: duckdb.DuckDBPyConnection, ref: str, schema: pa.Schema) -> None:
-        """Create the table from the Arrow schema; add columns a newer schema brought."""
-        empty = pa.table({f.name: pa.array([], f.type) for f in schema})  # noqa: F841 - read by DuckDB
-        con.execute(f"CREATE TABLE IF NOT EXISTS {ref} AS SELECT * FROM empty")
+        """Create the table from the Arrow schema with DDL; add columns a newer schema brought.
+
+        Never `CREATE TABLE ... AS SELECT` from an empty Arrow table: DuckDB 1.5.5 then drops
+        every row group (>= 122,880 rows) that the same transaction inserts, so a real month's
+        first load would commit an empty table.
+        """
+        columns = ", ".join(f'"{f.name}" {_duck_type(con, f)}' for f in schema)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {ref} ({columns})")
         existing = {row[0] for row in con.execute(f"SELECT * FROM {ref} LIMIT 0").description}
         for f in schema:
             if f.name not in existing:

@@ -1,0 +1,287 @@
+"""A month's ingest, write–audit–publish: download, read to the end, clean, audit, and only then publish.
+
+The raw file, the cleaned trips and the rejected rows of a month are one step: the new version is
+written to staging beside the stored one, profiled while it is cleaned, and audited against the
+stored version (`taxi_assets.audit`). Only a version that passes reaches the lake (each file renamed
+into place); one that fails is kept under `_held/` in the lake with its audit, the stored month stays
+exactly as it was, and the run fails naming service, month, file and every failed rule. The audit's
+verdict is the `audit` check of each month's `trips_cleaned`.
+"""
+
+
+import datetime as dt
+import json
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from taxi_assets.audit import AUDIT_RULES, AuditPolicy, AuditReport, MonthProfile, audit_month, describe_failures, parse_failure
+from taxi_assets.automation import ONE_MONTH_PER_RUN, months_back
+from taxi_assets.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
+from taxi_assets.io_managers import LakeFile, StagedFile
+from taxi_assets.lake import PARQUET_WRITE_OPTIONS, Lake, new_version
+from taxi_assets.metadata import rejects_markdown, source_metadata, table_metadata
+from taxi_assets.overlapped_writes import OverlappedWrites
+from taxi_assets.raw_reader import RawFileError, iter_canonical_batches, raw_preview
+from taxi_assets.resources import LakeResource, TlcSource
+from taxi_assets.services import Service, month_label, parse_month
+from taxi_assets.zones import read_zone_lookup
+
+ZONE_LOOKUP_KEY = dg.AssetKey("taxi_zone_lookup")
+AUDIT_CHECK = "audit"
+#: Where a version that failed its audit is kept: `_held/<service>/<YYYY-MM>/<version>/`.
+HELD_PREFIX = "_held"
+
+# A partitioned check spec is a preview feature in Dagster 1.13; it is what makes the audit per month.
+warnings.filterwarnings("ignore", message=r".*partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
+
+
+def raw_folder(service: Service) -> str:
+    return f"raw/{service.name}/{{month}}"
+
+
+def cleaned_key(service: Service) -> str:
+    return f"cleaned/{service.name}/{service.name}_{{month}}.parquet"
+
+
+def rejected_key(service: Service) -> str:
+    return f"rejects/{service.name}/{service.name}_{{month}}.parquet"
+
+
+def asset_key(service: Service, name: str) -> dg.AssetKey:
+    return dg.AssetKey([service.name, name])
+
+
+class IngestConfig(dg.Config):
+    """Run config of a month's ingest: cleaning rules, and how far a new version may stray from the stored one."""
+
+    disabled_rules: list[str] = Field(default=[], description="Cleaning rules to switch off for this run.")
+    force_publish: bool = Field(
+        default=False,
+        description=(
+            "Publish the new version even if its audit fails (a deliberate re-publication, e.g. one that shrinks). "
+            "A file that cannot be read to its end is never published."
+        ),
+    )
+    min_rows_ratio: float = Field(default=AuditPolicy.min_rows_ratio, description="Least rows read, as a share of the stored version's.")
+    max_rows_ratio: float = Field(default=AuditPolicy.max_rows_ratio, description="Most rows read, as a multiple of the stored version's.")
+    neighbour_min_rows_ratio: float = Field(
+        default=AuditPolicy.neighbour_min_rows_ratio, description="First load: least rows, as a share of a stored neighbouring month's."
+    )
+    neighbour_max_rows_ratio: float = Field(
+        default=AuditPolicy.neighbour_max_rows_ratio, description="First load: most rows, as a multiple of a stored neighbouring month's."
+    )
+    max_reject_share_increase: float = Field(
+        default=AuditPolicy.max_reject_share_increase,
+        description="How far the rejected share may rise above the stored history's (0.10 = ten points).",
+    )
+
+    def policy(self) -> AuditPolicy:
+        return AuditPolicy(
+            min_rows_ratio=self.min_rows_ratio,
+            max_rows_ratio=self.max_rows_ratio,
+            neighbour_min_rows_ratio=self.neighbour_min_rows_ratio,
+            neighbour_max_rows_ratio=self.neighbour_max_rows_ratio,
+            max_reject_share_increase=self.max_reject_share_increase,
+        )
+
+
+def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    name = service.name
+    raw_key, kept_key, rejects_key = (asset_key(service, n) for n in ("raw_file", "trips_cleaned", "trips_rejected"))
+
+    @dg.multi_asset(
+        name=f"{name}_ingest",
+        outs={
+            "raw": dg.AssetOut(
+                key=raw_key,
+                io_manager_key="lake_io_manager",
+                metadata={"lake_folder": raw_folder(service)},
+                kinds={"parquet"},
+                description=f"The {service.title.lower()} trip file exactly as the TLC published it, validated, "
+                "checksummed, and stored only once its month passed the audit.",
+            ),
+            "cleaned": dg.AssetOut(
+                key=kept_key,
+                io_manager_key="lake_io_manager",
+                metadata={"lake_key": cleaned_key(service)},
+                kinds={"parquet"},
+                description=f"{service.title} trips of the month in one canonical schema, rows that pass every cleaning rule.",
+            ),
+            "rejected": dg.AssetOut(
+                key=rejects_key,
+                io_manager_key="lake_io_manager",
+                metadata={"lake_key": rejected_key(service)},
+                kinds={"parquet"},
+                description=f"{service.title} rows a cleaning rule rejected, each with the rule that rejected it.",
+            ),
+        },
+        ins={"zone_lookup": dg.AssetIn(ZONE_LOOKUP_KEY)},
+        internal_asset_deps={"raw": set(), "cleaned": {raw_key, ZONE_LOOKUP_KEY}, "rejected": {raw_key, ZONE_LOOKUP_KEY}},
+        check_specs=[
+            dg.AssetCheckSpec(
+                AUDIT_CHECK,
+                asset=kept_key,
+                partitions_def=partitions,
+                description="Write–audit–publish: the month's new version passed its audit and was published, or was "
+                "held back (the stored month unchanged) and why. Rules: "
+                + "; ".join(f"{rule} ({text})" for rule, text in AUDIT_RULES.items()),
+            )
+        ],
+        partitions_def=partitions,
+        group_name=name,
+        pool="tlc_downloads",
+        backfill_policy=ONE_MONTH_PER_RUN,
+    )
+    def ingest(context: dg.AssetExecutionContext, config: IngestConfig, tlc: TlcSource, lake: LakeResource, zone_lookup: LakeFile):
+        month = parse_month(context.partition_key)
+        label = f"{name} {month_label(month)}"
+        enabled = _enabled_rules(service, config, context.log)
+        with zone_lookup.local_copy() as zones_path:
+            zone_ids = read_zone_lookup(zones_path).column("location_id")
+        store = lake.lake
+        with lake.staging_dir() as stage:
+            result = tlc.fetch(tlc.url_for(service, month), stage, label, tlc.format, context.log.info)
+            raw_path = result.path.rename(stage / service.file_name(month, tlc.format))
+            kept_path, rejected_path = stage / f"{name}_{month_label(month)}.parquet", stage / "rejected.parquet"
+            cleaner = Cleaner(service, month, enabled=enabled, valid_location_ids=zone_ids)
+            try:
+                profile = _clean(raw_path, tlc.format, service, month, cleaner, kept_path, rejected_path)
+            except Exception as exc:  # anything that stops the read is the file's fault: held back, never published
+                report = parse_failure(str(exc) if isinstance(exc, (RawFileError, ValueError)) else f"{type(exc).__name__}: {exc}")
+            else:
+                if result.row_count is not None:
+                    profile.rows_read = result.row_count
+                previous = _stored_profile(store, service, month)
+                neighbours = {} if previous is not None else _stored_neighbours(store, service, month)
+                report = audit_month(profile, previous, neighbours, config.policy())
+            forced = config.force_publish and "parses_to_end" not in report.failures
+            held = None if report.passed else _hold_back(store, service, month, [raw_path, kept_path, rejected_path], report)
+            yield _check_result(kept_key, report, forced, held)
+            if not report.passed and not forced:
+                raise dg.Failure(
+                    description=(
+                        f"{label} ({raw_path.name}): the new version failed its audit and was held back; the stored month "
+                        f"is unchanged. {describe_failures(report.failures)}. The new version is kept at {held} for "
+                        f"inspection. To publish it anyway (a deliberate re-publication), run again with "
+                        f"ops: {name}_ingest: config: force_publish: true"
+                    ),
+                    metadata={"held_back_at": held, "failed_rules": ", ".join(report.failures), "source_url": result.url},
+                    allow_retries=False,
+                )
+            if forced and not report.passed:
+                context.log.warning(f"{label}: published although its audit failed (force_publish): {describe_failures(report.failures)}")
+            context.log.info(
+                f"{label}: read {profile.rows_read:,}, kept {profile.rows_kept:,}, rejected {profile.rows_rejected:,} "
+                f"({rejects_line(cleaner.counts)}); audit passed, publishing"
+            )
+            preview = raw_preview(raw_path, tlc.format)
+            # The lake IO manager renames each file into place: raw, then the cleaned and rejected rows.
+            yield dg.Output(
+                StagedFile(raw_path),
+                output_name="raw",
+                metadata={
+                    **table_metadata(preview.schema, preview),
+                    **source_metadata(result),
+                    "format": tlc.format,
+                    "dagster/row_count": profile.rows_read,
+                },
+            )
+            shared = {"rows_read": profile.rows_read, "rules": ", ".join(enabled)}
+            yield dg.Output(
+                StagedFile(kept_path),
+                output_name="cleaned",
+                metadata={
+                    **shared,
+                    "dagster/row_count": profile.rows_kept,
+                    "rows_rejected": profile.rows_rejected,
+                    "rejected_by_rule": dg.MetadataValue.md(rejects_markdown(cleaner.counts)),
+                },
+            )
+            yield dg.Output(
+                StagedFile(rejected_path),
+                output_name="rejected",
+                metadata={**shared, "dagster/row_count": profile.rows_rejected, **{f"rule/{r}": n for r, n in cleaner.counts.items()}},
+            )
+
+    return ingest
+
+
+def _enabled_rules(service: Service, config: IngestConfig, log) -> list[str]:
+    unknown = sorted(set(config.disabled_rules) - {rule.name for rule in RULES})
+    if unknown:
+        raise dg.Failure(f"{service.name}: unknown cleaning rules {unknown}; known: {[rule.name for rule in RULES]}")
+    if config.disabled_rules:
+        log.warning(f"cleaning rules switched off for this run: {', '.join(config.disabled_rules)}")
+    return [r for r in rule_names_for(service) if r not in set(config.disabled_rules)]
+
+
+def _clean(raw_path: Path, fmt: str, service: Service, month: dt.date, cleaner: Cleaner, kept_path: Path, rejected_path: Path) -> MonthProfile:
+    """Read the raw file to its end into staged kept and rejected files; the new version's profile."""
+    profile = MonthProfile()
+    kept_writer = pq.ParquetWriter(kept_path, service.schema, **PARQUET_WRITE_OPTIONS)
+    rejected_writer = pq.ParquetWriter(rejected_path, REJECTS_SCHEMA(service), **PARQUET_WRITE_OPTIONS)
+    # (the writes of one batch run while the next is read and cleaned; they finish before the files close)
+    with kept_writer, rejected_writer, OverlappedWrites() as writes:
+        for batch in iter_canonical_batches(raw_path, service, month, fmt, source_name=raw_path.name):
+            kept, rejected = cleaner.split(batch)
+            profile.add(kept, rejected)
+            writes.next_batch()
+            writes.submit(kept_writer.write_batch, kept)
+            writes.submit(rejected_writer.write_batch, rejected)
+    profile.rows_read = cleaner.rows_in
+    return profile
+
+
+def _stored_profile(lake: Lake, service: Service, month: dt.date) -> MonthProfile | None:
+    """The profile of the month's stored version, from its files' footers; None if none is stored."""
+    label = month_label(month)
+    kept, rejected = cleaned_key(service).format(month=label), rejected_key(service).format(month=label)
+    if not lake.exists(kept):
+        return None
+    return MonthProfile.of_files(lake.parquet_file(kept), lake.parquet_file(rejected) if lake.exists(rejected) else None)
+
+
+def _stored_neighbours(lake: Lake, service: Service, month: dt.date) -> dict[str, MonthProfile]:
+    """The stored months just before and after, for a first load's audit."""
+    found = {}
+    for neighbour in (months_back(month, 1), months_back(month, -1)):
+        if neighbour >= service.first_month_date:
+            profile = _stored_profile(lake, service, neighbour)
+            if profile is not None:
+                found[month_label(neighbour)] = profile
+    return found
+
+
+def _hold_back(lake: Lake, service: Service, month: dt.date, files: list[Path], report: AuditReport) -> str:
+    """Keep a version that failed its audit where a user can inspect it; returns where, for people."""
+    folder = f"{HELD_PREFIX}/{service.name}/{month_label(month)}/{new_version()}"
+    for path in files:
+        if path.exists():
+            lake.put_file(path, f"{folder}/{path.name}")
+    lake.put_bytes(json.dumps(report.to_dict(), indent=1, default=str).encode(), f"{folder}/audit.json")
+    return lake.display(folder)
+
+
+def _check_result(check_asset: dg.AssetKey, report: AuditReport, forced: bool, held: str | None) -> dg.AssetCheckResult:
+    verdict = "passed, published" if report.passed else ("failed, published by force_publish" if forced else "failed, held back")
+    metadata: dict[str, object] = {"verdict": verdict, **{k: v for k, v in report.facts.items() if not isinstance(v, dict)}}
+    if report.failures:
+        metadata["failed_rules"] = dg.MetadataValue.md("\n".join(f"- **{r}**: {why}" for r, why in report.failures.items()))
+    if held:
+        metadata["held_back_at"] = held
+    return dg.AssetCheckResult(
+        check_name=AUDIT_CHECK,
+        asset_key=check_asset,
+        passed=report.passed,
+        # A held-back version leaves the stored month intact: a warning on it, not an error. The run fails.
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
+
+
+def rejects_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{rule} {n:,}" for rule, n in counts.items() if n) or "none"
