@@ -159,7 +159,7 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
                 neighbours = {} if previous is not None else _stored_neighbours(store, service, month)
                 report = audit_month(profile, previous, neighbours, config.policy())
             forced = config.force_publish and "parses_to_end" not in report.failures
-            held = None if report.passed else _hold_back(store, service, month, [raw_path, kept_path, rejected_path], report)
+            held = None if report.passed or forced else _hold_back(store, service, month, [raw_path, kept_path, rejected_path], report)
             yield _check_result(kept_key, report, forced, held)
             if not report.passed and not forced:
                 raise dg.Failure(

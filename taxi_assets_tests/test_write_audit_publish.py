@@ -1,0 +1,245 @@
+"""Write–audit–publish: a landed month is only ever replaced by a version that passed its audit.
+
+A good month lands; then the mirror re-serves the same month as a bad file (each fault a TLC
+re-publication could bring). Every store — lake files by checksum, warehouse rows by a row hash —
+is snapshotted before and after: unchanged unless the new version passed its audit; the run fails
+naming service, month, file and rule; the new version is kept under `_held/` with its audit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from taxi_assets.assets.ingest import AUDIT_CHECK
+from taxi_assets.mirror import Body
+from taxi_assets.services import parse_month
+
+from .conftest import Pipeline, make_pipeline
+from .test_pipeline_e2e import table_checksum
+
+MONTH = "2023-01"
+FILE = f"yellow_tripdata_{MONTH}.parquet"
+URL_PATH = f"/trip-data/{FILE}"
+TABLES = ("yellow_trips", "yellow_rejects_summary", "yellow_daily_zone_mart")
+
+
+def snapshot(pipeline: Pipeline) -> dict[str, object]:
+    """Every published lake file by checksum, and every warehouse table's month by rows and row hash."""
+    root = pipeline.lake.local_path("")
+    files = {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).parts[0] not in ("_held", "_staging", "_locks")
+    }
+    tables = {t: table_checksum(pipeline, t, MONTH) for t in TABLES}
+    return {"files": files, "tables": tables}
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory, mirror, mirror_root):
+    """A good yellow month in every store; tests re-serve it badly and compare snapshots."""
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path_factory.mktemp("wap"), mirror, instance)
+        assert pipeline.run("zones").success
+        assert pipeline.run("yellow", MONTH).success
+        yield pipeline
+
+
+@pytest.fixture(scope="module")
+def good(mirror_root) -> pa.Table:
+    return pq.read_table(mirror_root / "trip-data" / FILE)
+
+
+def parquet_bytes(table: pa.Table, **options) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(table, out, **options)
+    return out.getvalue()
+
+
+def corrupt_last_row_group(table: pa.Table) -> bytes:
+    """Valid magic and footer, garbage inside the last row group's pages: only a full read finds it."""
+    data = bytearray(parquet_bytes(table, row_group_size=1000, compression="snappy"))
+    meta = pq.read_metadata(io.BytesIO(bytes(data)))
+    last = meta.row_group(meta.num_row_groups - 1)
+    for index in range(last.num_columns):
+        column = last.column(index)
+        start = column.data_page_offset + 24
+        for offset in range(start, min(start + 64, column.data_page_offset + column.total_compressed_size)):
+            data[offset] ^= 0x5A
+    return bytes(data)
+
+
+def faults(good: pa.Table) -> dict[str, tuple[bytes, str]]:
+    """name -> (the re-published file, the audit rule or reason its failure must name)."""
+    dropped = good.drop_columns(["fare_amount"])
+    renamed = good.rename_columns(["pickup_time" if n == "tpep_pickup_datetime" else n for n in good.schema.names])
+    wrong_type = good.set_column(
+        good.schema.get_field_index("fare_amount"), "fare_amount", pa.array(["n/a"] * good.num_rows)
+    )
+    return {
+        "zero_rows": (parquet_bytes(good.slice(0, 0)), "has_rows"),
+        "one_percent": (parquet_bytes(good.slice(0, good.num_rows // 100)), "rows_near_previous"),
+        "dropped_column": (parquet_bytes(dropped), "no_column_newly_null"),
+        "corrupt_last_row_group": (corrupt_last_row_group(good), "parses_to_end"),
+        "renamed_pickup": (parquet_bytes(renamed), "parses_to_end"),
+        "missing_pickup": (parquet_bytes(good.drop_columns(["tpep_pickup_datetime"])), "parses_to_end"),
+        "wrong_type": (parquet_bytes(wrong_type), "parses_to_end"),
+        "mostly_rejected": (
+            parquet_bytes(good.set_column(good.schema.get_field_index("passenger_count"), "passenger_count",
+                                          pa.array([0] * good.num_rows, pa.int64()))),
+            "reject_share_near_history",
+        ),
+    }
+
+
+FAULTS = ["zero_rows", "one_percent", "dropped_column", "corrupt_last_row_group", "renamed_pickup",
+          "missing_pickup", "wrong_type", "mostly_rejected"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_bad_republication_leaves_every_store_unchanged(landed: Pipeline, mirror, good, fault):
+    body, rule = faults(good)[fault]
+    before = snapshot(landed)
+    mirror.inject(URL_PATH, Body(body))
+    result = landed.run("yellow", MONTH, raise_on_error=False)
+    mirror.clear_faults()
+
+    assert not result.success
+    assert snapshot(landed) == before
+
+    message = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
+    assert f"yellow {MONTH}" in message and FILE in message and rule in message, message
+    assert "held back" in message
+    audit = [c for c in result.get_asset_check_evaluations() if c.check_name == AUDIT_CHECK]
+    assert len(audit) == 1 and not audit[0].passed
+    assert audit[0].partition == f"{MONTH}-01"
+    held = Path(audit[0].metadata["held_back_at"].value)
+    assert held.is_relative_to(landed.lake.local_path("_held/yellow") / MONTH)
+    assert (held / FILE).read_bytes() == body  # the candidate, exactly as served
+    report = json.loads((held / "audit.json").read_text())
+    assert rule in report["failures"] and report["passed"] is False
+
+
+def test_good_republication_replaces_and_records_a_passed_audit(landed: Pipeline, mirror, good):
+    grown = pa.concat_tables([good, good.slice(0, good.num_rows // 20)])  # the TLC added 5 % late rows
+    mirror.inject(URL_PATH, Body(parquet_bytes(grown)))
+    result = landed.run("yellow", MONTH)
+    mirror.clear_faults()
+    assert result.success
+    audit = next(c for c in result.get_asset_check_evaluations() if c.check_name == AUDIT_CHECK)
+    assert audit.passed and audit.metadata["verdict"].value == "passed, published"
+    assert audit.metadata["rows_read"].value == grown.num_rows
+    raw = landed.lake.local_path(f"raw/yellow/{MONTH}/{FILE}")
+    assert pq.read_metadata(raw).num_rows == grown.num_rows
+    kept = pq.read_metadata(landed.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")).num_rows
+    assert landed.warehouse.count("yellow_trips", parse_month(MONTH)) == kept
+    assert landed.run("yellow", MONTH).success  # the mirror's own file again: within the band, back as it was
+
+
+def test_forced_republication_replaces_a_month_that_shrinks(tmp_path, mirror, good):
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        assert pipeline.run("yellow", MONTH).success
+        small = good.slice(0, good.num_rows // 100)
+        mirror.inject(URL_PATH, Body(parquet_bytes(small)))
+        config = {"ops": {"yellow_ingest": {"config": {"force_publish": True}}}}
+        result = pipeline.run("yellow", MONTH, run_config=config)
+        mirror.clear_faults()
+        assert result.success
+        audit = next(c for c in result.get_asset_check_evaluations() if c.check_name == AUDIT_CHECK)
+        assert not audit.passed and audit.metadata["verdict"].value == "failed, published by force_publish"
+        raw = pipeline.lake.local_path(f"raw/yellow/{MONTH}/{FILE}")
+        assert pq.read_table(raw).equals(small)
+        kept = pq.read_metadata(pipeline.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")).num_rows
+        assert pipeline.warehouse.count("yellow_trips", parse_month(MONTH)) == kept < small.num_rows + 1
+
+
+def test_forcing_never_publishes_a_file_that_does_not_parse(landed: Pipeline, mirror, good):
+    before = snapshot(landed)
+    mirror.inject(URL_PATH, Body(corrupt_last_row_group(good)))
+    config = {"ops": {"yellow_ingest": {"config": {"force_publish": True}}}}
+    result = landed.run("yellow", MONTH, run_config=config, raise_on_error=False)
+    mirror.clear_faults()
+    assert not result.success and snapshot(landed) == before
+
+
+def test_first_load_far_below_its_neighbours_is_held_back(tmp_path, mirror, good):
+    """No stored version of 2023-02 yet: its stored neighbour 2023-01 sets the band."""
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        assert pipeline.run("yellow", MONTH).success
+        tiny = pq.read_table(pipeline.lake.local_path(f"raw/yellow/{MONTH}/{FILE}")).slice(0, 20)
+        tiny = tiny.set_column(
+            tiny.schema.get_field_index("tpep_pickup_datetime"), "tpep_pickup_datetime",
+            pc.add(tiny.column("tpep_pickup_datetime"), pa.scalar(31 * 86400 * 10**6, pa.duration("us"))),
+        )
+        mirror.inject("/trip-data/yellow_tripdata_2023-02.parquet", Body(parquet_bytes(tiny)))
+        result = pipeline.run("yellow", "2023-02", raise_on_error=False)
+        mirror.clear_faults()
+        assert not result.success
+        message = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
+        assert "rows_near_neighbours" in message and "2023-01" in message
+        assert not pipeline.lake.local_path("raw/yellow/2023-02").exists()
+        assert not pipeline.lake.local_path("cleaned/yellow/yellow_2023-02.parquet").exists()
+
+
+def test_a_run_that_dies_while_publishing_leaves_whole_files(landed: Pipeline, mirror, good, monkeypatch):
+    """The process dies after the raw file was renamed in, before the cleaned file: each stored
+    object is one whole version (the new raw file, the old cleaned month), never a partial file."""
+    from taxi_assets.lake import Lake
+
+    before = snapshot(landed)
+    grown = pa.concat_tables([good, good.slice(0, 40)])
+    put = Lake.put_file
+
+    def die_on_cleaned(self, local_file, key):
+        if key.startswith("cleaned/"):
+            raise KeyboardInterrupt("killed while publishing")
+        return put(self, local_file, key)
+
+    monkeypatch.setattr(Lake, "put_file", die_on_cleaned)
+    mirror.inject(URL_PATH, Body(parquet_bytes(grown)))
+    with pytest.raises(KeyboardInterrupt):
+        landed.run("yellow", MONTH)
+    mirror.clear_faults()
+    monkeypatch.undo()
+    after = snapshot(landed)
+    changed = {k for k in after["files"] if after["files"][k] != before["files"].get(k)}
+    assert changed == {f"raw/yellow/{MONTH}/{FILE}"}
+    assert pq.read_table(landed.lake.local_path(f"raw/yellow/{MONTH}/{FILE}")).equals(grown)
+    assert after["tables"] == before["tables"]
+    assert landed.run("yellow", MONTH).success  # the next run publishes one version everywhere
+
+
+def test_header_only_csv_is_held_back_with_its_name(tmp_path, mirror):
+    """csv.gz faults: a header-only file and a mis-headed one fail the audit, naming file and reason."""
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance, TAXI_SOURCE_FORMAT="csv.gz",
+                                 TAXI_SOURCE_URL=f"{mirror.url}/csv/{{service}}")
+        assert pipeline.run("zones").success
+        header = b"VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,PULocationID,DOLocationID\n"
+        cases = {
+            "header_only": (gzip.compress(header), "has_rows"),
+            "mis_headed": (gzip.compress(b"a,b,c\n1,2,3\n"), "parses_to_end"),
+        }
+        for name, (body, rule) in cases.items():
+            mirror.inject("/csv/green/green_tripdata_2020-10.csv.gz", Body(body, "application/gzip"))
+            result = pipeline.run("green", "2020-10", raise_on_error=False)
+            mirror.clear_faults()
+            assert not result.success, name
+            message = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
+            assert "green 2020-10" in message and "green_tripdata_2020-10.csv.gz" in message and rule in message, message
+            assert "StopIteration" not in message
+            assert not pipeline.lake.local_path("raw/green/2020-10").exists()
