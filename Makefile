@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 ## make demo: offline mirror -> local HTTP server -> every asset for 3 months of yellow and green
+## (at a real month's size: make demo ROWS=3000000; other months: MONTHS=2023-01..2023-06)
 demo: install
 	@mkdir -p $(DAGSTER_HOME)
-	$(PY) -m taxi_assets.demo
+	$(PY) -m taxi_assets.demo $(if $(ROWS),--rows $(ROWS)) $(if $(MONTHS),--months $(MONTHS)) $(if $(SERVICES),--services $(SERVICES))
 
 ## make test: the whole suite (what CI runs)
 test: install

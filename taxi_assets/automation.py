@@ -218,7 +218,10 @@ def build_publication_sensor(
                 month = parse_month(key)
                 url = tlc.url_for(service, month)
                 try:
-                    version = probe(url, session=session, timeout=15, max_attempts=2, backoff_seconds=1.0)
+                    version = probe(
+                        url, session=session, timeout=15, max_attempts=2, backoff_seconds=1.0,
+                        redirect_hosts=tlc.redirect_hosts,
+                    )
                 except DownloadError as exc:
                     context.log.warning(f"{service.name} {month_label(month)}: HEAD failed ({exc}); next tick")
                     continue

@@ -49,7 +49,13 @@ def build_resources(settings: Settings) -> dict[str, object]:
     lake = LakeResource(uri=settings.lake_uri, gcp_keyfile=keyfile)
     warehouse = build_warehouse(settings)
     return {
-        "tlc": TlcSource(base_url=settings.source_url, format=settings.source_format, zones_url=settings.zones_url),
+        "tlc": TlcSource(
+            base_url=settings.source_url,
+            format=settings.source_format,
+            zones_url=settings.zones_url,
+            redirect_hosts=list(settings.redirect_hosts),
+            deadline_seconds=settings.download_deadline_seconds,
+        ),
         "lake": lake,
         "warehouse": warehouse,
         "lake_io_manager": LakeIOManager(lake=lake),

@@ -10,6 +10,10 @@ Why this is more than `requests.get(url).content`:
   file is rejected (`InvalidSourceFile`) before anything is kept, so the lake never stores it.
 - On any failure nothing is left in dest_dir. On success the caller gets the temp file (same
   directory as its final home) and moves it into place with one atomic rename.
+- The whole transfer, retries included, has a deadline: a server trickling bytes (each read within
+  the read timeout) cannot hold a download slot for ever.
+- Only http and https are fetched, and a redirect is followed only to the URL's own host or to a
+  host allowed by name: a redirect to an internal address (a cloud metadata endpoint) is refused.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import tempfile
 import time
 import urllib.parse
 import zlib
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, TypeVar
 
 import requests
+import urllib3
 
 Format = Literal["parquet", "csv.gz", "csv"]
 FORMATS: tuple[str, ...] = ("parquet", "csv.gz", "csv")
@@ -34,6 +40,8 @@ USER_AGENT = "taxi_assets/0.1"
 CHUNK = 1 << 20  # 1 MiB: read size for the network, the disk and the gzip check
 MiB = 1 << 20
 MAX_BACKOFF_SECONDS = 30.0
+MAX_REDIRECTS = 5
+SCHEMES = ("http", "https")
 #: Progress interval when the server sends no Content-Length.
 PROGRESS_BYTES_UNKNOWN_SIZE = 64 * MiB
 
@@ -75,6 +83,10 @@ class InvalidSourceFile(DownloadError):
     def __init__(self, *, label: str, url: str, reason: str, fmt: str):
         super().__init__(f"{label}: {url} is not a valid {fmt} file: {reason}", label=label, url=url, reason=reason)
         self.fmt = fmt
+
+
+class DeadlineExceeded(DownloadError):
+    """The whole transfer, retries included, took longer than its deadline; not retried."""
 
 
 class _Retry(Exception):
@@ -129,6 +141,48 @@ class SourceVersion:
 # --- public API ------------------------------------------------------------------------------
 
 
+def check_source_url(url: str, what: str = "source URL") -> str:
+    """Refuse anything but an absolute http(s) URL with a host, before any connection is made."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES or not parts.hostname:
+        raise ValueError(f"{what} {url!r}: only http:// and https:// URLs with a host are fetched")
+    return url
+
+
+def _host(url: str) -> str:
+    return (urllib.parse.urlsplit(url).hostname or "").lower()
+
+
+def _send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    label: str,
+    redirect_hosts: Collection[str],
+    timeout: float | tuple[float, float],
+    stream: bool = False,
+) -> requests.Response:
+    """One request, following redirects only to `url`'s own host and to `redirect_hosts`."""
+    allowed = {_host(url), *(h.lower() for h in redirect_hosts)}
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            resp = session.request(method, current, timeout=timeout, headers=_HEADERS, stream=stream, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise _Retry(_describe(exc)) from exc
+        if not resp.is_redirect:
+            return resp
+        target = urllib.parse.urljoin(current, resp.headers.get("Location", ""))
+        resp.close()
+        if urllib.parse.urlsplit(target).scheme.lower() not in SCHEMES or _host(target) not in allowed:
+            reason = f"redirect to {_host(target) or target!r} refused (allowed hosts: {', '.join(sorted(allowed))})"
+            raise DownloadError(f"{label}: {reason}, from {url}", label=label, url=url, reason=reason)
+        current = target
+    reason = f"more than {MAX_REDIRECTS} redirects"
+    raise DownloadError(f"{label}: {reason} from {url}", label=label, url=url, reason=reason)
+
+
 def make_session() -> requests.Session:
     """A requests session that identifies the pipeline to the TLC's servers."""
     session = requests.Session()
@@ -148,13 +202,18 @@ def download_file(
     backoff_seconds: float = 1.0,
     log: Callable[[str], None] | None = None,
     progress_every: float = 0.1,
+    deadline_seconds: float = 3600,
+    redirect_hosts: Collection[str] = (),
 ) -> DownloadResult:
     """Fetch `url` into a temp file in `dest_dir`, validated as `fmt`; see the module docstring.
 
     `label` (e.g. "yellow 2024-01") names the file in messages and errors. Raises
-    SourceNotPublished (403/404), InvalidSourceFile (bad content), DownloadError (anything else).
+    SourceNotPublished (403/404), InvalidSourceFile (bad content), DeadlineExceeded (the whole
+    transfer took longer than `deadline_seconds`), DownloadError (anything else).
     """
     _check_format(fmt)
+    check_source_url(url)
+    deadline = time.monotonic() + deadline_seconds
     if not 0 < progress_every <= 1:
         raise ValueError(f"progress_every must be in (0, 1], not {progress_every}")
     dest_dir = Path(dest_dir)
@@ -166,9 +225,10 @@ def download_file(
         return _retrying(
             lambda attempt: _fetch_once(
                 http, url, dest_dir, label=label, fmt=fmt, timeout=timeout, log=say,
-                progress_every=progress_every, attempt=attempt,
+                progress_every=progress_every, attempt=attempt, deadline=deadline, redirect_hosts=redirect_hosts,
             ),
             label=label, url=url, max_attempts=max_attempts, backoff_seconds=backoff_seconds, log=say,
+            deadline=deadline,
         )
     finally:
         if own_session:
@@ -182,21 +242,20 @@ def probe(
     timeout: float = 30,
     max_attempts: int = 5,
     backoff_seconds: float = 1.0,
+    redirect_hosts: Collection[str] = (),
 ) -> SourceVersion | None:
     """HEAD `url`: its version if published, None on 403/404 (not published yet).
 
     Cheap enough for a sensor to call every tick; other statuses are retried like downloads and
     then raise DownloadError.
     """
+    check_source_url(url)
     label = _file_name(url)
     own_session = session is None
     http = session or make_session()
 
     def once(attempt: int) -> SourceVersion | None:
-        try:
-            resp = http.head(url, timeout=timeout, allow_redirects=True, headers=_HEADERS)
-        except requests.RequestException as exc:
-            raise _Retry(_describe(exc)) from exc
+        resp = _send(http, "HEAD", url, label=label, redirect_hosts=redirect_hosts, timeout=timeout)
         with resp:
             try:
                 _check_status(resp, label=label, url=url)
@@ -249,11 +308,12 @@ def _fetch_once(
     log: Callable[[str], None],
     progress_every: float,
     attempt: int,
+    deadline: float,
+    redirect_hosts: Collection[str],
 ) -> DownloadResult:
-    try:
-        resp = session.get(url, stream=True, timeout=timeout, headers=_HEADERS)
-    except requests.RequestException as exc:
-        raise _Retry(_describe(exc)) from exc
+    # No single wait may pass the deadline: not the connection, nor the headers, nor one read.
+    wait = max(min(timeout, deadline - time.monotonic()), 0.001)
+    resp = _send(session, "GET", url, label=label, redirect_hosts=redirect_hosts, timeout=wait, stream=True)
 
     def invalid(reason: str) -> InvalidSourceFile:
         return InvalidSourceFile(label=label, url=url, reason=reason, fmt=fmt)
@@ -275,13 +335,16 @@ def _fetch_once(
             started = time.monotonic()
             with os.fdopen(fd, "wb") as out:
                 try:
-                    for chunk in resp.iter_content(CHUNK):
+                    for chunk in _body(resp):
                         out.write(chunk)
                         digest.update(chunk)
                         validator.feed(chunk)
                         received += len(chunk)
                         progress.update(received)
-                except requests.RequestException as exc:
+                        if time.monotonic() > deadline:
+                            of = f" of {expected:,}" if expected is not None else ""
+                            raise _deadline_error(label, url, f"{received:,}{of} bytes received")
+                except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                     of = f" of {expected}" if expected is not None else ""
                     raise _Retry(f"body cut short ({received}{of} bytes saved): {_describe(exc)}") from exc
                 if expected is not None and received != expected:
@@ -311,6 +374,25 @@ def _fetch_once(
     )
 
 
+def _body(resp: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives, one socket read at a time (at most CHUNK bytes).
+
+    Not `iter_content`: its reads wait for a whole chunk, so a server trickling a few bytes within
+    each read timeout would keep one read going far past the deadline.
+    """
+    raw = resp.raw
+    if raw.chunked and raw.supports_chunked_reads():
+        yield from raw.read_chunked(CHUNK, decode_content=False)
+        return
+    while chunk := raw.read1(CHUNK, decode_content=False):
+        yield chunk
+
+
+def _deadline_error(label: str, url: str, progress: str) -> DeadlineExceeded:
+    reason = f"the download took longer than its deadline ({progress})"
+    return DeadlineExceeded(f"{label}: {reason} from {url}; not retried", label=label, url=url, reason=reason)
+
+
 def _check_status(resp: requests.Response, *, label: str, url: str) -> None:
     """Sort a status into fine / not published / transient / fatal."""
     code = resp.status_code
@@ -332,8 +414,12 @@ def _retrying(
     max_attempts: int,
     backoff_seconds: float,
     log: Callable[[str], None],
+    deadline: float | None = None,
 ) -> T:
-    """Call fn(attempt) until it stops raising _Retry; sleep backoff * 2**n (capped, jittered) between."""
+    """Call fn(attempt) until it stops raising _Retry; sleep backoff * 2**n (capped, jittered) between.
+
+    With a `deadline` (a time.monotonic() value), no attempt starts, and no backoff sleeps, past it.
+    """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, not {max_attempts}")
     reason = ""
@@ -342,12 +428,16 @@ def _retrying(
             return fn(attempt)
         except _Retry as exc:
             reason = exc.reason
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _deadline_error(label, url, f"attempt {attempt}: {reason}") from None
             if attempt == max_attempts:
                 break
             delay = min(backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
             if exc.retry_after is not None:
                 delay = min(max(delay, exc.retry_after), MAX_BACKOFF_SECONDS)
             delay += random.uniform(0, 0.1 * delay)  # jitter: parallel partitions do not retry in lockstep
+            if deadline is not None:
+                delay = min(delay, max(deadline - time.monotonic(), 0))
             log(f"{label}: attempt {attempt}/{max_attempts} failed ({reason}); retrying in {delay:.2f} s")
             time.sleep(delay)
     raise DownloadError(

@@ -114,6 +114,7 @@ class LakeFile:
             yield from self.parquet().iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
         source = TableSource.from_batches(schema, batches)
+        source.expected_rows = self.parquet().metadata.num_rows
         source.local_parquet = None if columns else self.lake.local_path(self.key)
         if not self.lake.is_local:
             source.uris = [self.uri]
@@ -142,18 +143,34 @@ class LakeMonthDataset:
         way keeps the month's rows in time order on disk: a time-range query reads a few adjacent
         pages, and Postgres can index the time with a small BRIN index instead of a btree.
         """
-        keys = sorted(self.files())  # 'pickup_date=YYYY-MM-DD/' sorts by date; the null folder last
-        if not keys and self.lake.read_manifest(self.dataset, self.month) is None:
-            raise FileNotFoundError(f"{self.dataset} {self.month} is not in the lake: materialize it first")
+        days = self._open_version()
 
         def batches() -> Iterator[pa.RecordBatch]:
-            for key in keys:
-                day = self.lake.parquet_file(key).read(columns=schema.names)
+            for file in days:
+                day = file.read(columns=schema.names)
                 order = pc.sort_indices(day, [(order_by, "ascending")])
                 for start in range(0, len(order), BATCH_ROWS):
                     yield from day.take(order[start : start + BATCH_ROWS]).to_batches()
 
         return TableSource.from_batches(schema, batches)
+
+    def _open_version(self, attempts: int = 3) -> list[pq.ParquetFile]:
+        """Open every file of the published version now, in date order.
+
+        A run publishing the same month meanwhile sweeps the older version's files; on a local
+        lake an open file stays readable after that, so a load never depends on files that can
+        vanish under it. A version swept between reading its manifest and opening its files is
+        left for the newer one.
+        """
+        for _ in range(attempts):
+            keys = sorted(self.files())  # 'pickup_date=YYYY-MM-DD/' sorts by date; the null folder last
+            if not keys and self.lake.read_manifest(self.dataset, self.month) is None:
+                raise FileNotFoundError(f"{self.dataset} {self.month} is not in the lake: materialize it first")
+            try:
+                return [self.lake.parquet_file(key) for key in keys]
+            except FileNotFoundError:
+                continue
+        raise RuntimeError(f"{self.dataset} {self.month}: re-published {attempts} times while being opened; run again")
 
 
 # -- the lake IO manager ---------------------------------------------------------------------
@@ -229,6 +246,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 batches=_with_date_column(obj),
                 schema=obj.source.schema.append(pa.field(obj.partition_column, pa.date32())),
                 partition_column=obj.partition_column,
+                expected_rows=obj.source.expected_rows,
             )
             if manifest.files:
                 context.add_output_metadata(parquet_metadata(lake.parquet_file(f"{meta['lake_dataset']}/{manifest.files[0].path}")))

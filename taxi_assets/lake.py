@@ -306,23 +306,31 @@ class Lake:
         batches: Iterable[pa.RecordBatch],
         schema: pa.Schema,
         partition_column: str,
+        expected_rows: int | None = None,
     ) -> Manifest:
         """Write one month as hive folders `{partition_column}=VALUE/`, publish it, drop older versions.
 
         `batches` must already carry `partition_column`; it becomes the folder name (as in a hive
-        layout, it is not repeated inside the files).
+        layout, it is not repeated inside the files). With `expected_rows`, a month whose files
+        hold another number of rows is refused before any of them is published.
         """
         version = new_version()
         basename = f"{file_prefix}_{month}_{version}"
         with self._month_lock(dataset, month), self.staging_dir() as stage:
             _write_hive_folders(stage, basename, batches, schema, partition_column)
-            entries = []
-            for file in sorted(stage.rglob("*.parquet")):
-                rel = file.relative_to(stage).as_posix()
-                rows = pq.read_metadata(file).num_rows
-                entries.append(ManifestEntry(rel, rows, file.stat().st_size))
-                self.put_file(file, f"{dataset}/{rel}")
+            staged = sorted(stage.rglob("*.parquet"))
+            entries = [
+                ManifestEntry(file.relative_to(stage).as_posix(), pq.read_metadata(file).num_rows, file.stat().st_size)
+                for file in staged
+            ]
             manifest = Manifest(dataset, month, version, sum(e.rows for e in entries), tuple(entries))
+            if expected_rows is not None and manifest.rows != expected_rows:
+                raise ValueError(
+                    f"{dataset} {month}: {manifest.rows:,} rows written but the month has {expected_rows:,}; "
+                    "not published, the stored month was left as it was"
+                )
+            for file, entry in zip(staged, entries):
+                self.put_file(file, f"{dataset}/{entry.path}")
             current = self._write_manifest(manifest)
             if current is not manifest:
                 # A newer run published this month while we worked: ours is stale, withdraw it.

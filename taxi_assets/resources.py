@@ -24,9 +24,14 @@ class TlcSource(dg.ConfigurableResource):
     base_url: str = TLC_PARQUET_URL
     format: str = "parquet"
     zones_url: str = TLC_ZONES_URL
+    #: Longest wait for the connection, the headers or one read.
     timeout_seconds: float = 120.0
     max_attempts: int = 5
     backoff_seconds: float = 2.0
+    #: The whole transfer, retries included (a 500 MB fhvhv month at 1 MiB/s takes about 500 s).
+    deadline_seconds: float = 3600.0
+    #: Hosts a redirect may lead to besides the URL's own (the zoomcamp's GitHub releases redirect).
+    redirect_hosts: list[str] = []
 
     def url_for(self, service: Service, month: dt.date) -> str:
         if self.format not in SOURCE_FORMATS:
@@ -47,6 +52,8 @@ class TlcSource(dg.ConfigurableResource):
                 max_attempts=self.max_attempts,
                 backoff_seconds=self.backoff_seconds,
                 log=log,
+                deadline_seconds=self.deadline_seconds,
+                redirect_hosts=self.redirect_hosts,
             )
         except DownloadError as exc:
             raise dg.Failure(description=str(exc), metadata={"url": url, "reason": exc.reason}) from exc

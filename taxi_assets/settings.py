@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from taxi_assets.download import check_source_url
 from taxi_assets.services import SOURCE_FORMATS
 
 TLC_PARQUET_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
 #: The DataTalksClub zoomcamp's csv.gz mirror: one GitHub release per service.
 ZOOMCAMP_CSV_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{service}"
 TLC_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv"
+#: Where GitHub sends a release download: the zoomcamp mirror's files are served from there.
+ZOOMCAMP_REDIRECT_HOSTS = ("objects.githubusercontent.com", "release-assets.githubusercontent.com")
 WAREHOUSES = ("duckdb", "postgres", "bigquery")
 
 
@@ -36,6 +39,10 @@ class Settings:
     #: Whether TAXI_GCP_KEYFILE is set: resources then read it through dg.EnvVar (the path
     #: itself is never kept here).
     gcp_keyfile_set: bool = False
+    #: Hosts a download may be redirected to, besides the source URL's own.
+    redirect_hosts: tuple[str, ...] = ()
+    #: The whole transfer of one file, retries included.
+    download_deadline_seconds: float = 3600.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -47,10 +54,22 @@ class Settings:
         if warehouse not in WAREHOUSES:
             raise ValueError(f"TAXI_WAREHOUSE={warehouse!r}: expected one of {', '.join(WAREHOUSES)}")
         default_url = TLC_PARQUET_URL if fmt == "parquet" else ZOOMCAMP_CSV_URL
+        source_url = check_source_url(env.get("TAXI_SOURCE_URL") or default_url, "TAXI_SOURCE_URL")
+        zones_url = check_source_url(env.get("TAXI_ZONES_URL") or TLC_ZONES_URL, "TAXI_ZONES_URL")
+        hosts = env.get("TAXI_SOURCE_REDIRECT_HOSTS")
+        if hosts is None:
+            hosts = ",".join(ZOOMCAMP_REDIRECT_HOSTS) if source_url == ZOOMCAMP_CSV_URL else ""
+        deadline = env.get("TAXI_DOWNLOAD_DEADLINE_SECONDS") or "3600"
+        try:
+            deadline_seconds = float(deadline)
+        except ValueError:
+            raise ValueError(f"TAXI_DOWNLOAD_DEADLINE_SECONDS={deadline!r}: expected seconds") from None
+        if deadline_seconds <= 0:
+            raise ValueError(f"TAXI_DOWNLOAD_DEADLINE_SECONDS={deadline!r}: expected a positive number")
         return cls(
-            source_url=env.get("TAXI_SOURCE_URL") or default_url,
+            source_url=source_url,
             source_format=fmt,
-            zones_url=env.get("TAXI_ZONES_URL") or TLC_ZONES_URL,
+            zones_url=zones_url,
             lake_uri=env.get("TAXI_LAKE_URI") or "data/lake",
             warehouse=warehouse,
             duckdb_path=env.get("TAXI_DUCKDB_PATH") or "data/warehouse.duckdb",
@@ -60,4 +79,6 @@ class Settings:
             bq_location=env.get("TAXI_BQ_LOCATION") or "US",
             bq_replace_mode=env.get("TAXI_BQ_REPLACE_MODE") or "auto",
             gcp_keyfile_set=bool(env.get("TAXI_GCP_KEYFILE")),
+            redirect_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
+            download_deadline_seconds=deadline_seconds,
         )

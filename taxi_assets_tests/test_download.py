@@ -366,3 +366,139 @@ def test_validate_local_csv(tmp_path: Path) -> None:
         validate_local_file(path, "csv")
     with pytest.raises(ValueError):
         validate_local_file(path, "xlsx")  # type: ignore[arg-type]
+
+
+# -- the whole-transfer deadline, schemes and redirects ---------------------------------------
+class _Trickle:
+    """A server that announces a large body and then sends a few bytes every `every` seconds, or
+    that redirects to `redirect_to` (counting what reached it)."""
+
+    def __init__(self, every: float = 0.2, redirect_to: str | None = None, header_delay: float = 0.0):
+        import http.server
+        import threading
+
+        outer = self
+        self.requests: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_HEAD(self):
+                self.do_GET()
+
+            def do_GET(self):
+                outer.requests.append(self.path)
+                if redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                import time
+
+                time.sleep(header_delay)
+                self.send_response(200)
+                self.send_header("Content-Length", str(1 << 20))
+                self.end_headers()
+                try:
+                    self.wfile.write(b"PAR1")
+                    while not outer.stop.is_set():
+                        self.wfile.write(b"x" * 1024)
+                        self.wfile.flush()
+                        outer.stop.wait(every)
+                except OSError:
+                    pass
+
+        self.stop = threading.Event()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_trickling_server_meets_the_whole_transfer_deadline(tmp_path):
+    """1 KiB every 0.2 s never trips the 5 s read timeout; the 2 s deadline ends it, unretried."""
+    import time
+
+    from taxi_assets.download import DeadlineExceeded
+
+    with _Trickle(every=0.2) as base:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded) as err:
+            download_file(f"{base}/yellow_tripdata_2024-01.parquet", tmp_path, label="yellow 2024-01", fmt="parquet",
+                          deadline_seconds=2, **FAST)
+        took = time.monotonic() - started
+    assert 1.9 < took < 4.5
+    assert "yellow 2024-01" in str(err.value) and "deadline" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_late_headers_meet_the_deadline_across_retries(tmp_path):
+    import time
+
+    with _Trickle(header_delay=30) as base:
+        started = time.monotonic()
+        with pytest.raises(DownloadError) as err:
+            download_file(f"{base}/yellow_tripdata_2024-01.parquet", tmp_path, label="yellow 2024-01", fmt="parquet",
+                          deadline_seconds=2, max_attempts=5, backoff_seconds=0.01, timeout=60)
+        took = time.monotonic() - started
+    assert took < 4.5, took
+    assert "deadline" in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/x.parquet", "gopher://h/x", "http:///nohost.parquet"])
+def test_only_http_urls_with_a_host_are_fetched(tmp_path, url):
+    with pytest.raises(ValueError, match="only http:// and https://"):
+        download_file(url, tmp_path, label="yellow 2024-01", fmt="parquet", **FAST)
+
+
+def test_a_redirect_to_another_host_is_refused_before_it_is_contacted(tmp_path):
+    """A redirect to an internal address (here: another loopback name standing for a metadata
+    endpoint) is refused unless that host is allowed by name."""
+    internal = _Trickle()
+    with internal as target, _Trickle(redirect_to=f"{target.replace('127.0.0.1', 'localhost')}/latest/meta-data") as source:
+        with pytest.raises(DownloadError, match="redirect to 'localhost' refused") as err:
+            download_file(f"{source}/yellow_tripdata_2024-01.parquet", tmp_path, label="yellow 2024-01", fmt="parquet", **FAST)
+        assert "yellow 2024-01" in str(err.value)
+        with pytest.raises(DownloadError, match="refused"):
+            probe(f"{source}/yellow_tripdata_2024-01.parquet", max_attempts=1)
+    assert internal.requests == []  # never contacted
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_to_an_allowed_host_is_followed(server, tmp_path):
+    import http.server
+    import threading
+
+    target = server.url_for(PARQUET).replace("127.0.0.1", "localhost")
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/yellow_tripdata_2024-01.parquet"
+        result = download_file(url, tmp_path, label="yellow 2024-01", fmt="parquet", redirect_hosts=["localhost"], **FAST)
+        assert result.row_count == 3
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

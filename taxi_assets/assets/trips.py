@@ -67,7 +67,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         # file, read in parallel, and a columnar table needs no order.
         source = by_date.table_source(service.schema, order_by="pickup_datetime")
         direct = cleaned.table_source()
-        source.local_parquet, source.uris = direct.local_parquet, direct.uris
+        source.local_parquet, source.uris, source.expected_rows = direct.local_parquet, direct.uris, direct.expected_rows
         return source
 
     @dg.asset(

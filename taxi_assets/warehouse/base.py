@@ -48,6 +48,17 @@ class TableSource:
     open: Callable[[], pa.RecordBatchReader]
     local_parquet: Path | None = None
     uris: list[str] = field(default_factory=list)
+    #: Rows the load must take (the lake's count of the month): a load that took other than this is
+    #: refused before it is committed (the audit of write–audit–publish, in the warehouse).
+    expected_rows: int | None = None
+
+    def refuse_unexpected(self, what: str, loaded: int) -> None:
+        """Raise before the commit when a load took another number of rows than the lake holds."""
+        if self.expected_rows is not None and loaded != self.expected_rows:
+            raise WarehouseError(
+                f"{what}: {loaded:,} rows loaded but the lake's month has {self.expected_rows:,}; "
+                "refusing the load, the month was left as it was"
+            )
 
     @classmethod
     def from_table(cls, table: pa.Table) -> TableSource:

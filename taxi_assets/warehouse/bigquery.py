@@ -179,6 +179,7 @@ class BigQueryWarehouse(WarehouseResource):
                 f"SELECT COUNT(*) AS n, COUNTIF({SOURCE_MONTH} IS NULL OR {SOURCE_MONTH} != {sql_date_literal(month)}) AS other "
                 f"FROM {self.table_ref(stage)}"
             )[0]
+            source.refuse_unexpected(f"{table} {month:%Y-%m}", int(check["n"]))
             if check["other"]:
                 raise WarehouseError(
                     f"{table} {month:%Y-%m}: {check['other']} of {check['n']} rows do not carry source_month "

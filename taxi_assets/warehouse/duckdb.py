@@ -62,6 +62,7 @@ class DuckDBWarehouse(WarehouseResource):
                 self._ensure_table(con, ref, source.schema)
                 con.execute(f"DELETE FROM {ref} WHERE {SOURCE_MONTH} = ?", [month])
                 inserted = self._insert(con, ref, source)
+                source.refuse_unexpected(f"{table} {month:%Y-%m}", inserted)
                 loaded = con.execute(f"SELECT COUNT(*) FROM {ref} WHERE {SOURCE_MONTH} = ?", [month]).fetchone()[0]
                 if loaded != inserted:
                     raise WarehouseError(

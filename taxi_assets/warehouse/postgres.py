@@ -432,6 +432,7 @@ class PostgresWarehouse(WarehouseResource):
                     raise WarehouseError(f"{table} {month:%Y-%m}: {exc}; the month was left as it was") from exc
                 if cur.rowcount not in (-1, sent):
                     raise WarehouseError(f"{table} {month:%Y-%m}: sent {sent} rows but Postgres took {cur.rowcount}")
+                source.refuse_unexpected(f"{table} {month:%Y-%m}", sent)
                 return sent
 
             return self._load_and_swap(conn, table, month, columns, load)
