@@ -32,6 +32,10 @@ MAX_ERROR_CHARS = 1500
 CHECK_EVENTS_PER_TICK = 200
 
 
+class AlertDeliveryError(RuntimeError):
+    """An alert that could not be posted; says why without the webhook's URL."""
+
+
 class AlertWebhook(dg.ConfigurableResource):
     """Where alerts go: a Slack-compatible incoming webhook; empty means "log only"."""
 
@@ -44,8 +48,13 @@ class AlertWebhook(dg.ConfigurableResource):
             if log:
                 log.info(f"no {WEBHOOK_ENV} configured; alert not sent: {message.text}")
             return False
-        resp = requests.post(self.url, json=message.payload(self.dagster_url), timeout=self.timeout_seconds)
-        resp.raise_for_status()
+        # requests puts the URL (the secret) in its errors: they never leave this method.
+        try:
+            resp = requests.post(self.url, json=message.payload(self.dagster_url), timeout=self.timeout_seconds)
+        except requests.RequestException as exc:
+            raise AlertDeliveryError(f"the alert webhook (${WEBHOOK_ENV}) could not be reached: {type(exc).__name__}") from None
+        if not resp.ok:
+            raise AlertDeliveryError(f"the alert webhook (${WEBHOOK_ENV}) answered HTTP {resp.status_code}")
         return True
 
 
@@ -110,6 +119,14 @@ def _step_assets(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[st
     return by_step
 
 
+def _cause(error) -> str:
+    """The error a user would act on: Dagster's 'Error occurred while executing op …' wrapper
+    carries the real exception (a WarehouseError, a refused download) as its cause."""
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    return error.message.strip()
+
+
 def run_failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, failure_message: str | None) -> Alert:
     """What went wrong in a failed run: the failed steps' assets and errors, else the run's message."""
     by_step = _step_assets(instance, run.run_id)
@@ -119,9 +136,8 @@ def run_failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, failure_
         event = entry.dagster_event
         step = event.step_key or ""
         assets += [a for a in by_step.get(step, [step]) if a not in assets]
-        data = event.event_specific_data
-        error = getattr(data, "error", None)
-        message = error.message if error is not None else (entry.message or "")
+        error = getattr(event.event_specific_data, "error", None)
+        message = _cause(error) if error is not None else (entry.message or "")
         errors.append(f"{step}: {message.strip()}")
     if not assets:
         assets = sorted({a for keys in by_step.values() for a in keys})

@@ -68,6 +68,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 from pydantic import Field
 
+from taxi_assets.redaction import redact
 from taxi_assets.services import SOURCE_MONTH, next_month
 from taxi_assets.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, validate_identifier
 from taxi_assets.warehouse.pg_copy import (
@@ -232,10 +233,22 @@ class PostgresWarehouse(WarehouseResource):
         base = _resolve(self.url) or ""
         return psycopg.conninfo.make_conninfo(str(base), **{k: v for k, v in pieces.items() if v not in (None, "")})
 
+    def _secrets(self) -> list[str]:
+        """What must never appear in a message: the URL as given, and the password."""
+        return [str(v) for v in (_resolve(self.url), _resolve(self.password)) if v]
+
     @contextlib.contextmanager
     def connect(self) -> Iterator[psycopg.Connection]:
-        """An autocommit connection with the session settings the reads and writes rely on."""
-        conn = psycopg.connect(self._conninfo(), autocommit=True, application_name=self.application_name)
+        """An autocommit connection with the session settings the reads and writes rely on.
+
+        libpq's errors can quote the connection string (a malformed URL, password and all): they
+        are re-raised with every secret masked and without the original chained.
+        """
+        try:
+            conn = psycopg.connect(self._conninfo(), autocommit=True, application_name=self.application_name)
+        except psycopg.Error as exc:
+            reason = redact(str(exc), self._secrets())
+            raise WarehouseError(f"cannot connect to the Postgres warehouse ({self.describe()}): {reason}") from None
         conn.add_notice_handler(_log_notice)
         try:
             # Shortest exact text for doubles, ISO dates, UTC: what the Arrow reader expects.
