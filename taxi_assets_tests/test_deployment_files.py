@@ -115,6 +115,85 @@ def test_user_code_gets_the_variables_the_code_reads(compose):
             assert "TAXI_ALERT_WEBHOOK_URL" not in service_env and "POSTGRES_PASSWORD" not in service_env, name
 
 
+def _values(service: dict) -> str:
+    return " ".join(str(v) for v in (service.get("environment") or {}).values())
+
+
+def test_each_service_gets_only_the_credentials_it_uses(compose):
+    """The superuser's password reaches the postgres service alone; the warehouse's only the code
+    that loads it; Dagster's storage and the warehouse are different roles."""
+    services = compose["services"]
+    for name, service in services.items():
+        values = _values(service)
+        assert ("POSTGRES_SUPERUSER_PASSWORD" in values) == (name == "postgres"), name
+        assert ("TAXI_WAREHOUSE_PASSWORD" in values) == (name in ("postgres", "user-code")), name
+    code_env = services["user-code"]["environment"]
+    assert code_env["POSTGRES_USER"] != code_env["DAGSTER_PG_USER"]
+    assert "TAXI_WAREHOUSE_PASSWORD" in code_env["POSTGRES_PASSWORD"]
+    assert "DAGSTER_PG_PASSWORD" in code_env["DAGSTER_PG_PASSWORD"]
+    assert "POSTGRES_USER" not in services["postgres"]["environment"]  # the image's own superuser, postgres
+
+
+def test_no_service_may_gain_privileges(compose):
+    for name, service in compose["services"].items():
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+
+
+def test_code_server_is_reachable_from_the_webserver_and_daemon_only(compose):
+    services, networks = compose["services"], compose["networks"]
+    assert networks["code"]["internal"] is True
+    on_code = {name for name, s in services.items() if "code" in (s.get("networks") or {})}
+    assert on_code == {"user-code", "webserver", "daemon"}
+    command = services["user-code"]["command"]
+    host = command[command.index("-h") + 1]
+    assert host != "0.0.0.0" and host in services["user-code"]["networks"]["code"]["aliases"]
+    assert "ports" not in services["user-code"]
+    assert yaml.safe_load(WORKSPACE.read_text())["load_from"][0]["grpc_server"]["host"] == host
+
+
+def test_init_script_creates_two_non_superuser_roles(postgres_url, tmp_path):
+    """deploy/postgres-init/ against a real server: each role logs into its own database only."""
+    import os
+    import uuid
+
+    import psycopg
+
+    from .postgres_server import find_binaries
+
+    suffix = uuid.uuid4().hex[:8]
+    names = {"DAGSTER_PG_USER": f"dagster_{suffix}", "DAGSTER_PG_DB": f"dagster_db_{suffix}",
+             "TAXI_WAREHOUSE_USER": f"warehouse_{suffix}", "TAXI_WAREHOUSE_DB": f"ny_taxi_{suffix}"}
+    passwords = {"DAGSTER_PG_PASSWORD": "dagster 'pw' " + suffix, "TAXI_WAREHOUSE_PASSWORD": "wh;pw" + suffix}
+    admin = psycopg.conninfo.conninfo_to_dict(postgres_url)
+    env = {**os.environ, **names, **passwords, "POSTGRES_USER": admin.get("user") or "postgres",
+           "PGHOST": admin.get("host") or "127.0.0.1", "PGPORT": str(admin.get("port") or 5432),
+           "PGPASSWORD": admin.get("password") or "", "PATH": f"{find_binaries()}:{os.environ['PATH']}"}
+    script = REPO / "deploy" / "postgres-init" / "10-warehouse-db.sh"
+    done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert passwords["DAGSTER_PG_PASSWORD"] not in done.stdout + done.stderr
+
+        def login(user: str, password: str, db: str) -> psycopg.Connection:
+            return psycopg.connect(postgres_url, user=user, password=password, dbname=db, autocommit=True)
+
+        with login(names["TAXI_WAREHOUSE_USER"], passwords["TAXI_WAREHOUSE_PASSWORD"], names["TAXI_WAREHOUSE_DB"]) as conn:
+            assert conn.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user").fetchone() == (False, False)
+            conn.execute("CREATE SCHEMA ny_taxi")  # the owner of its database builds the warehouse
+        with login(names["DAGSTER_PG_USER"], passwords["DAGSTER_PG_PASSWORD"], names["DAGSTER_PG_DB"]) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            login(names["DAGSTER_PG_USER"], passwords["DAGSTER_PG_PASSWORD"], names["TAXI_WAREHOUSE_DB"])
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            login(names["TAXI_WAREHOUSE_USER"], passwords["TAXI_WAREHOUSE_PASSWORD"], names["DAGSTER_PG_DB"])
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            for db in (names["DAGSTER_PG_DB"], names["TAXI_WAREHOUSE_DB"]):
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            for role in (names["DAGSTER_PG_USER"], names["TAXI_WAREHOUSE_USER"]):
+                conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
 def test_secrets_are_never_committed_nor_baked_in():
     assigned, _ = env_example()
     for name, value in assigned.items():
@@ -130,7 +209,8 @@ def test_secrets_are_never_committed_nor_baked_in():
     assert not re.search(r"^\s*COPY\s+\.\s", dockerfile, flags=re.M), "COPY . would take whatever is in the folder"
     assert ".env" not in dockerfile.replace(".env.example", "")
     compose_text = COMPOSE.read_text()
-    assert "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?" in compose_text  # required, never defaulted
+    for var in ("POSTGRES_SUPERUSER_PASSWORD", "DAGSTER_PG_PASSWORD", "TAXI_WAREHOUSE_PASSWORD"):
+        assert f"${{{var}:?" in compose_text, var  # required, never defaulted
     assert not re.search(r"^\s*[A-Z_]*PASSWORD:\s+[^$\s]", compose_text, flags=re.M), "a literal password in docker-compose.yml"
 
 
@@ -147,8 +227,11 @@ def test_workspace_points_at_the_user_code_service(compose):
     workspace = yaml.safe_load(WORKSPACE.read_text())
     [entry] = workspace["load_from"]
     grpc = entry["grpc_server"]
-    assert grpc["host"] in compose["services"]
-    command = compose["services"][grpc["host"]]["command"]
+    # the code server's alias on the internal code network
+    [service] = [name for name, s in compose["services"].items()
+                 if isinstance(s.get("networks"), dict) and grpc["host"] in (s["networks"].get("code") or {}).get("aliases", [])]
+    assert service == "user-code"
+    command = compose["services"][service]["command"]
     assert str(grpc["port"]) == command[command.index("-p") + 1]
     assert grpc["location_name"] == "taxi_assets"
     for name in ("webserver", "daemon"):
@@ -208,5 +291,8 @@ def test_shell_scripts_parse():
 )
 def test_docker_compose_config_validates(tmp_path):
     env = tmp_path / ".env"
-    env.write_text(ENV_EXAMPLE.read_text().replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=not-a-secret\n"))
+    text = ENV_EXAMPLE.read_text()
+    for var in ("POSTGRES_SUPERUSER_PASSWORD", "DAGSTER_PG_PASSWORD", "TAXI_WAREHOUSE_PASSWORD"):
+        text = text.replace(f"{var}=\n", f"{var}=not-a-secret\n")
+    env.write_text(text)
     subprocess.run(["docker", "compose", "-f", str(COMPOSE), "--env-file", str(env), "config", "-q"], check=True)
