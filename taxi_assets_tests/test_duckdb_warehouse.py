@@ -108,3 +108,22 @@ def test_bad_identifiers_are_refused_before_any_sql(tmp_path, name):
     with pytest.raises(ValueError, match="invalid schema"):
         DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), schema_name=name or "-").count("t")
     assert not (tmp_path / "w.duckdb").exists()  # nothing was even opened
+
+
+def test_a_load_that_takes_other_than_the_lakes_rows_is_refused_before_commit(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    wh.replace_month("t", JAN, month_rows(JAN, [1, 2, 3]))
+    short = month_rows(JAN, [7, 8])
+    short.expected_rows = 3  # the lake's month has 3 rows; the stream gave 2
+    with pytest.raises(WarehouseError, match="2 rows loaded but the lake's month has 3"):
+        wh.replace_month("t", JAN, short)
+    assert trips(wh, JAN) == [1, 2, 3]
+
+
+def test_a_first_load_larger_than_one_row_group_keeps_every_row(tmp_path):
+    """DuckDB 1.5.5 drops the row groups a transaction inserts into a table it created with
+    CREATE TABLE AS from an empty Arrow table: 122,880 rows is one row group."""
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    n = 200_000
+    assert wh.replace_month("t", JAN, month_rows(JAN, list(range(n)))) == n
+    assert wh.count("t", JAN) == n

@@ -377,3 +377,19 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (tmp_path / "trip-data" / "green_tripdata_2023-03.parquet").exists()
     gen.main(argv)
     assert all(line.startswith("kept ") for line in capsys.readouterr().out.splitlines())
+
+
+def test_fhv_2018_csv_carries_the_base_in_the_first_of_its_two_columns(tmp_path):
+    """As the TLC published it: Dispatching_base_number filled, Dispatching_base_num empty; read
+    back, every row keeps its base."""
+    from taxi_assets.raw_reader import iter_canonical_batches
+    from taxi_assets.services import FHV, parse_month
+
+    path = tmp_path / "fhv_tripdata_2018-05.csv.gz"
+    gen.generate_month("fhv", "2018-05", "csv.gz", 2_000, path)
+    with gzip.open(path, "rt") as fh:
+        header, first = fh.readline().strip(), fh.readline().strip()
+    assert header.endswith('"Dispatching_base_number","Dispatching_base_num"')
+    assert first.split(",")[-2] and first.split(",")[-1] == ""
+    table = pa.Table.from_batches(list(iter_canonical_batches(path, FHV, parse_month("2018-05"), "csv.gz", path.name)))
+    assert table.num_rows == 2_000 and table.column("dispatching_base_num").null_count == 0

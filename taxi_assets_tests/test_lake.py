@@ -171,3 +171,29 @@ def test_a_published_month_streams_back_in_time_order_one_day_at_a_time(tmp_path
     assert LakeMonthDataset(lake, "trips/yellow", "2024-02", "pickup_date").table_source(schema, "pickup_datetime").open().read_all().num_rows == 0
     with pytest.raises(FileNotFoundError, match="trips/yellow 2024-03 is not in the lake"):
         LakeMonthDataset(lake, "trips/yellow", "2024-03", "pickup_date").table_source(schema, "pickup_datetime")
+
+
+def test_a_load_reads_its_version_whole_while_another_run_republishes_the_month(tmp_path):
+    """Two runs of one month: the second publishes (and sweeps the first's files) while the first's
+    warehouse load is still to read them. The load reads the version it started with, entirely."""
+    from taxi_assets.io_managers import LakeMonthDataset
+
+    lake = Lake(str(tmp_path / "lake"))
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1, 2, 3], 10), SCHEMA, "pickup_date")
+    schema = pa.schema([("trip", pa.int64())])
+    source = LakeMonthDataset(lake, "trips/yellow", "2024-01", "pickup_date").table_source(schema, "trip")
+
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([4], 7, offset=50_000), SCHEMA, "pickup_date")
+    assert read_month(lake) == list(range(54_000, 54_007))  # the first version's files are gone from the lake
+
+    loaded = source.open().read_all().column("trip").to_pylist()
+    assert loaded == list(range(1000, 1010)) + list(range(2000, 2010)) + list(range(3000, 3010))
+
+
+def test_a_month_whose_rows_differ_from_the_expected_count_is_not_published(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1], 10), SCHEMA, "pickup_date")
+    with pytest.raises(ValueError, match="20 rows written but the month has 25"):
+        lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([2, 3], 10), SCHEMA, "pickup_date", expected_rows=25)
+    assert read_month(lake) == list(range(1000, 1010))
+    assert len(list((tmp_path / "lake/trips/yellow").rglob("*.parquet"))) == 1

@@ -54,8 +54,8 @@ RENAMES = {
     "DropOff_datetime": "dropoff_datetime",
     "SR_Flag": "sr_flag",
 }
-# fhv 2018 has both; the name every other year uses wins.
-EXPECTED_IGNORED = {"Dispatching_base_number"}
+# fhv 2018 has both; the base is in the first and the second (every other year's name) is empty.
+EXPECTED_FALLBACKS = {"Dispatching_base_number"}
 LATLON_WORDS = ("longitude", "latitude", "start_lon", "end_lon")
 
 
@@ -140,14 +140,14 @@ def test_every_csv_header_normalizes_or_is_refused(era, tmp_path):
         outcome = _expected_outcome(service_name, header, month)
         expected_sources = {}
         for name in header:
-            if outcome == "accept" and name not in EXPECTED_IGNORED:
+            if outcome == "accept" and name not in EXPECTED_FALLBACKS:
                 canonical = RENAMES.get(name, name)
                 assert canonical in declared, f"{name} of a {service_name} file has no canonical column"
                 expected_sources[canonical] = name
         file_name = service.file_name(month, "csv.gz")
         row1, expected1 = [], {}
         for i, name in enumerate(header):
-            canonical = RENAMES.get(name, name) if name not in EXPECTED_IGNORED else None
+            canonical = RENAMES.get(name, name) if name not in EXPECTED_FALLBACKS else None
             text, value = _synthetic_value(declared.get(canonical, pa.string()), i, month)
             row1.append(text)
             if canonical in expected_sources:
@@ -166,7 +166,8 @@ def test_every_csv_header_normalizes_or_is_refused(era, tmp_path):
         schema = pa.schema([(h, pa.string()) for h in header])
         plan = plan_normalization(schema, service, month, file_name)
         assert plan.sources == expected_sources
-        assert set(plan.ignored) == EXPECTED_IGNORED & set(header)
+        assert not plan.ignored
+        assert set(plan.fallbacks.values()) == EXPECTED_FALLBACKS & set(header)
         assert "pickup_location_id" in plan.sources and "pickup_datetime" in plan.sources
         table = read_all(path, service, month, "csv.gz", file_name)
         assert table.schema.equals(service.schema)
@@ -499,14 +500,17 @@ def test_fhv_sr_flag_any_type_to_int32(arr, expected, tmp_path):
     assert out["dropoff_datetime"].to_pylist() == [None, dt.datetime(2018, 3, 1, 7, 0)]
 
 
-def test_fhv_2018_prefers_dispatching_base_num_over_number(tmp_path):
-    both = fhv_source(None, Dispatching_base_number=pa.array(["B99999", "B99999"]),
-                      Dispatching_base_num=pa.array(["B00001", "B00002"]))
+def test_fhv_2018_two_base_columns_coalesce(tmp_path):
+    """Real 2018 rows carry the base in Dispatching_base_number and leave Dispatching_base_num empty:
+    the base must survive; where both are filled, every other year's name wins."""
+    both = fhv_source(None, Dispatching_base_number=pa.array(["B02510", "B99999"]),
+                      Dispatching_base_num=pa.array([None, "B00002"]))
     plan = plan_normalization(both.schema, FHV, dt.date(2018, 3, 1), "fhv_tripdata_2018-03.csv.gz")
     assert plan.sources["dispatching_base_num"] == "Dispatching_base_num"
-    assert plan.ignored == ("Dispatching_base_number",)
+    assert plan.fallbacks == {"dispatching_base_num": "Dispatching_base_number"}
+    assert plan.ignored == ()
     out = through_parquet(both, tmp_path, FHV, dt.date(2018, 3, 1), "fhv_tripdata_2018-03.parquet")
-    assert out["dispatching_base_num"].to_pylist() == ["B00001", "B00002"]
+    assert out["dispatching_base_num"].to_pylist() == ["B02510", "B00002"]
     only = fhv_source(None, Dispatching_base_number=pa.array(["B99999", "B99998"]))
     out = through_parquet(only, tmp_path, FHV, dt.date(2018, 3, 1), "fhv_tripdata_2018-03.parquet")
     assert out["dispatching_base_num"].to_pylist() == ["B99999", "B99998"]
