@@ -49,7 +49,7 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     }
     # the ingest scope is the chain with its checks; the job adds the rejects summary and the mart
     ingest, job = by_variant[("dagster-in-process", "yellow", "parquet", "ingest")], by_variant[("dagster-in-process", "yellow", "parquet", "job")]
-    assert set(ingest["checks"]) == {"keys_not_null", "pickups_within_month", "reconciles_with_raw", "matches_lake"}
+    assert set(ingest["checks"]) == {"audit", "keys_not_null", "pickups_within_month", "reconciles_with_raw", "matches_lake"}
     assert not any("mart" in step or "rejects_summary" in step for step in ingest["steps"])
     assert set(job["checks"]) == set(ingest["checks"]) | {"trips_add_up"}
     assert any("daily_zone_mart" in step for step in job["steps"]) and any("rejects_summary" in step for step in job["steps"])

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from taxi_assets.alerts import run_failure_alert
 from taxi_assets.assets.ingest import AUDIT_CHECK
 from taxi_assets.mirror import Body
 from taxi_assets.services import parse_month
@@ -128,6 +129,24 @@ def test_bad_republication_leaves_every_store_unchanged(landed: Pipeline, mirror
     assert (held / FILE).read_bytes() == body  # the candidate, exactly as served
     report = json.loads((held / "audit.json").read_text())
     assert rule in report["failures"] and report["passed"] is False
+    # the run-failure alert carries the cause: month, file, the rule
+    alert = run_failure_alert(landed.instance, landed.instance.get_run_by_id(result.run_id), None)
+    assert f"yellow {MONTH}" in alert.error and rule in alert.error and "held back" in alert.error
+
+
+def test_a_run_that_dies_during_the_audit_changes_nothing(landed: Pipeline, mirror, good, monkeypatch):
+    from taxi_assets.assets import ingest
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed during the audit")
+
+    before = snapshot(landed)
+    monkeypatch.setattr(ingest, "audit_month", killed)
+    mirror.inject(URL_PATH, Body(parquet_bytes(pa.concat_tables([good, good.slice(0, 40)]))))
+    with pytest.raises(KeyboardInterrupt):
+        landed.run("yellow", MONTH)
+    mirror.clear_faults()
+    assert snapshot(landed) == before
 
 
 def test_good_republication_replaces_and_records_a_passed_audit(landed: Pipeline, mirror, good):

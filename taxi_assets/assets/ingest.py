@@ -140,6 +140,7 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
         month = parse_month(context.partition_key)
         label = f"{name} {month_label(month)}"
         enabled = _enabled_rules(service, config, context.log)
+        policy = config.policy()  # a bad band fails here, before anything is downloaded
         with zone_lookup.local_copy() as zones_path:
             zone_ids = read_zone_lookup(zones_path).column("location_id")
         store = lake.lake
@@ -153,11 +154,11 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
             except Exception as exc:  # anything that stops the read is the file's fault: held back, never published
                 report = parse_failure(str(exc) if isinstance(exc, (RawFileError, ValueError)) else f"{type(exc).__name__}: {exc}")
             else:
-                if result.row_count is not None:
+                if tlc.format == "parquet":  # the footer's count, independent of what the reader yielded
                     profile.rows_read = result.row_count
                 previous = _stored_profile(store, service, month)
                 neighbours = {} if previous is not None else _stored_neighbours(store, service, month)
-                report = audit_month(profile, previous, neighbours, config.policy())
+                report = audit_month(profile, previous, neighbours, policy)
             forced = config.force_publish and "parses_to_end" not in report.failures
             held = None if report.passed or forced else _hold_back(store, service, month, [raw_path, kept_path, rejected_path], report)
             yield _check_result(kept_key, report, forced, held)
