@@ -132,3 +132,12 @@ def test_materialization_shows_its_metadata(loaded: Stack, page):
     for label in ("source_url", "etag"):
         page.get_by_text(label, exact=True).first.wait_for()
     shot(page, "materialization-metadata-yellow-raw_file.png", full_page=True)
+
+
+def test_the_months_audit_shows_its_verdict(loaded: Stack, page):
+    """Write–audit–publish in the UI: the `audit` check of trips_cleaned, with the month's verdict."""
+    open_page(page, f"{loaded.url}/assets/{SERVICE}/trips_cleaned?view=checks&checkDetail=audit")
+    page.get_by_text("audit", exact=True).first.wait_for()
+    page.get_by_text("passed, published").first.wait_for()
+    page.get_by_text(f"{MONTH}-01", exact=True).first.wait_for()  # the result is the month's own
+    shot(page, "audit-check-yellow-trips_cleaned.png", full_page=True)
