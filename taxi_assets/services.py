@@ -34,6 +34,10 @@ def next_month(month: dt.date) -> dt.date:
     return dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
+def previous_month(month: dt.date) -> dt.date:
+    return dt.date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
+
+
 def month_label(month: dt.date) -> str:
     return f"{month.year:04d}-{month.month:02d}"
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from taxi_assets.audit import AUDIT_RULES, AuditPolicy, AuditReport, MonthProfile, audit_month, describe_failures, parse_failure
-from taxi_assets.automation import ONE_MONTH_PER_RUN, months_back
+from taxi_assets.automation import ONE_MONTH_PER_RUN
 from taxi_assets.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
 from taxi_assets.io_managers import LakeFile, StagedFile
 from taxi_assets.lake import PARQUET_WRITE_OPTIONS, Lake, new_version
@@ -27,7 +27,7 @@ from taxi_assets.metadata import rejects_markdown, source_metadata, table_metada
 from taxi_assets.overlapped_writes import OverlappedWrites
 from taxi_assets.raw_reader import RawFileError, iter_canonical_batches, raw_preview
 from taxi_assets.resources import LakeResource, TlcSource
-from taxi_assets.services import Service, month_label, parse_month
+from taxi_assets.services import Service, month_label, next_month, parse_month, previous_month
 from taxi_assets.zones import read_zone_lookup
 
 ZONE_LOOKUP_KEY = dg.AssetKey("taxi_zone_lookup")
@@ -147,66 +147,41 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
         with lake.staging_dir() as stage:
             result = tlc.fetch(tlc.url_for(service, month), stage, label, tlc.format, context.log.info)
             raw_path = result.path.rename(stage / service.file_name(month, tlc.format))
-            kept_path, rejected_path = stage / f"{name}_{month_label(month)}.parquet", stage / "rejected.parquet"
+            staged = [raw_path, stage / f"{name}_{month_label(month)}.parquet", stage / "rejected.parquet"]
             cleaner = Cleaner(service, month, enabled=enabled, valid_location_ids=zone_ids)
-            try:
-                profile = _clean(raw_path, tlc.format, service, month, cleaner, kept_path, rejected_path)
-            except Exception as exc:  # anything that stops the read is the file's fault: held back, never published
-                report = parse_failure(str(exc) if isinstance(exc, (RawFileError, ValueError)) else f"{type(exc).__name__}: {exc}")
-            else:
-                if tlc.format == "parquet":  # the footer's count, independent of what the reader yielded
-                    profile.rows_read = result.row_count
-                previous = _stored_profile(store, service, month)
-                neighbours = {} if previous is not None else _stored_neighbours(store, service, month)
-                report = audit_month(profile, previous, neighbours, policy)
+            profile, report = _write_and_audit(store, service, month, tlc.format, result.row_count, staged, cleaner, policy)
             forced = config.force_publish and "parses_to_end" not in report.failures
-            held = None if report.passed or forced else _hold_back(store, service, month, [raw_path, kept_path, rejected_path], report)
+            held = None if report.passed or forced else _hold_back(store, service, month, staged, report)
             yield _check_result(kept_key, report, forced, held)
-            if not report.passed and not forced:
+            if held is not None:
                 raise dg.Failure(
                     description=(
-                        f"{label} ({raw_path.name}): the new version failed its audit and was held back; the stored month "
-                        f"is unchanged. {describe_failures(report.failures)}. The new version is kept at {held} for "
-                        f"inspection. To publish it anyway (a deliberate re-publication), run again with "
+                        f"{label} ({raw_path.name}): the new version failed its audit and was held back; the stored "
+                        f"month is unchanged. {describe_failures(report.failures)}. The new version is kept at {held} "
+                        f"for inspection. To publish it anyway (a deliberate re-publication), run again with "
                         f"ops: {name}_ingest: config: force_publish: true"
                     ),
                     metadata={"held_back_at": held, "failed_rules": ", ".join(report.failures), "source_url": result.url},
                     allow_retries=False,
                 )
-            if forced and not report.passed:
+            if forced:
                 context.log.warning(f"{label}: published although its audit failed (force_publish): {describe_failures(report.failures)}")
             context.log.info(
                 f"{label}: read {profile.rows_read:,}, kept {profile.rows_kept:,}, rejected {profile.rows_rejected:,} "
-                f"({rejects_line(cleaner.counts)}); audit passed, publishing"
+                f"({rejects_line(cleaner.counts)}); publishing"
             )
-            preview = raw_preview(raw_path, tlc.format)
             # The lake IO manager renames each file into place: raw, then the cleaned and rejected rows.
-            yield dg.Output(
-                StagedFile(raw_path),
-                output_name="raw",
-                metadata={
-                    **table_metadata(preview.schema, preview),
-                    **source_metadata(result),
-                    "format": tlc.format,
-                    "dagster/row_count": profile.rows_read,
-                },
-            )
+            preview = raw_preview(raw_path, tlc.format)
+            raw_meta = {**table_metadata(preview.schema, preview), **source_metadata(result), "format": tlc.format}
             shared = {"rows_read": profile.rows_read, "rules": ", ".join(enabled)}
-            yield dg.Output(
-                StagedFile(kept_path),
-                output_name="cleaned",
-                metadata={
-                    **shared,
-                    "dagster/row_count": profile.rows_kept,
-                    "rows_rejected": profile.rows_rejected,
-                    "rejected_by_rule": dg.MetadataValue.md(rejects_markdown(cleaner.counts)),
-                },
-            )
-            yield dg.Output(
-                StagedFile(rejected_path),
-                output_name="rejected",
-                metadata={**shared, "dagster/row_count": profile.rows_rejected, **{f"rule/{r}": n for r, n in cleaner.counts.items()}},
-            )
+            kept_meta = {"rows_rejected": profile.rows_rejected, "rejected_by_rule": dg.MetadataValue.md(rejects_markdown(cleaner.counts))}
+            rejected_meta = {f"rule/{rule}": n for rule, n in cleaner.counts.items()}
+            for output, path, rows, meta in (
+                ("raw", staged[0], profile.rows_read, raw_meta),
+                ("cleaned", staged[1], profile.rows_kept, {**shared, **kept_meta}),
+                ("rejected", staged[2], profile.rows_rejected, {**shared, **rejected_meta}),
+            ):
+                yield dg.Output(StagedFile(path), output_name=output, metadata={**meta, "dagster/row_count": rows})
 
     return ingest
 
@@ -220,21 +195,33 @@ def _enabled_rules(service: Service, config: IngestConfig, log) -> list[str]:
     return [r for r in rule_names_for(service) if r not in set(config.disabled_rules)]
 
 
-def _clean(raw_path: Path, fmt: str, service: Service, month: dt.date, cleaner: Cleaner, kept_path: Path, rejected_path: Path) -> MonthProfile:
-    """Read the raw file to its end into staged kept and rejected files; the new version's profile."""
+def _write_and_audit(
+    lake: Lake, service: Service, month: dt.date, fmt: str, file_rows: int | None, staged: list[Path],
+    cleaner: Cleaner, policy: AuditPolicy,
+) -> tuple[MonthProfile, AuditReport]:
+    """Read the raw file to its end into the staged kept and rejected files, profiling the new
+    version on the way, and audit it against what the lake stores. Touches nothing stored."""
+    raw_path, kept_path, rejected_path = staged
     profile = MonthProfile()
-    kept_writer = pq.ParquetWriter(kept_path, service.schema, **PARQUET_WRITE_OPTIONS)
-    rejected_writer = pq.ParquetWriter(rejected_path, REJECTS_SCHEMA(service), **PARQUET_WRITE_OPTIONS)
-    # (the writes of one batch run while the next is read and cleaned; they finish before the files close)
-    with kept_writer, rejected_writer, OverlappedWrites() as writes:
-        for batch in iter_canonical_batches(raw_path, service, month, fmt, source_name=raw_path.name):
-            kept, rejected = cleaner.split(batch)
-            profile.add(kept, rejected)
-            writes.next_batch()
-            writes.submit(kept_writer.write_batch, kept)
-            writes.submit(rejected_writer.write_batch, rejected)
-    profile.rows_read = cleaner.rows_in
-    return profile
+    try:
+        kept_writer = pq.ParquetWriter(kept_path, service.schema, **PARQUET_WRITE_OPTIONS)
+        rejected_writer = pq.ParquetWriter(rejected_path, REJECTS_SCHEMA(service), **PARQUET_WRITE_OPTIONS)
+        # (the writes of one batch run while the next is read and cleaned; they finish before the files close)
+        with kept_writer, rejected_writer, OverlappedWrites() as writes:
+            for batch in iter_canonical_batches(raw_path, service, month, fmt, source_name=raw_path.name):
+                kept, rejected = cleaner.split(batch)
+                profile.add(kept, rejected)
+                writes.next_batch()
+                writes.submit(kept_writer.write_batch, kept)
+                writes.submit(rejected_writer.write_batch, rejected)
+    except Exception as exc:  # whatever stops the read is the file's fault: held back, never published
+        named = isinstance(exc, (RawFileError, ValueError))  # these already name service, month and file
+        return profile, parse_failure(str(exc) if named else f"{raw_path.name}: {type(exc).__name__}: {exc}")
+    # parquet: the footer's count, independent of what the reader yielded; CSV: the rows parsed
+    profile.rows_read = file_rows if fmt == "parquet" and file_rows is not None else cleaner.rows_in
+    previous = _stored_profile(lake, service, month)
+    neighbours = {} if previous is not None else _stored_neighbours(lake, service, month)
+    return profile, audit_month(profile, previous, neighbours, policy)
 
 
 def _stored_profile(lake: Lake, service: Service, month: dt.date) -> MonthProfile | None:
@@ -249,7 +236,7 @@ def _stored_profile(lake: Lake, service: Service, month: dt.date) -> MonthProfil
 def _stored_neighbours(lake: Lake, service: Service, month: dt.date) -> dict[str, MonthProfile]:
     """The stored months just before and after, for a first load's audit."""
     found = {}
-    for neighbour in (months_back(month, 1), months_back(month, -1)):
+    for neighbour in (previous_month(month), next_month(month)):
         if neighbour >= service.first_month_date:
             profile = _stored_profile(lake, service, neighbour)
             if profile is not None:

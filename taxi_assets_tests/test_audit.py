@@ -1,0 +1,92 @@
+"""The audit's rules on their own: each one passes what it should, fails what it should, and says why."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from taxi_assets.audit import AUDIT_RULES, AuditPolicy, MonthProfile, audit_month, parse_failure
+
+
+def profile(read: int, kept: int, rejected: int | None = None, **values: int) -> MonthProfile:
+    return MonthProfile(read, kept, read - kept if rejected is None else rejected, {"fare": kept, **values})
+
+
+STORED = profile(10_000, 9_500)
+
+
+def failed(report) -> set[str]:
+    return set(report.failures)
+
+
+def test_a_version_like_the_stored_one_passes():
+    report = audit_month(profile(10_200, 9_700), STORED, {})
+    assert report.passed and report.facts["rows_ratio_to_previous"] == 1.02
+
+
+@pytest.mark.parametrize(
+    "new, rule",
+    [
+        (profile(0, 0), "has_rows"),
+        (profile(100, 95), "rows_near_previous"),
+        (profile(16_000, 15_000), "rows_near_previous"),
+        (profile(10_000, 9_500, rejected=400), "reconciles"),
+        (profile(10_000, 9_500, fare=0), "no_column_newly_null"),
+        (profile(10_000, 7_000), "reject_share_near_history"),
+    ],
+)
+def test_each_rule_holds_back_what_it_names(new, rule):
+    report = audit_month(new, STORED, {})
+    assert rule in failed(report) and rule in AUDIT_RULES
+    assert not report.passed and report.failures[rule]
+
+
+def test_a_column_that_had_no_values_before_may_stay_empty():
+    assert audit_month(profile(10_000, 9_500, ehail_fee=0), profile(10_000, 9_500, ehail_fee=0), {}).passed
+
+
+def test_first_load_is_held_against_its_neighbours_with_a_wider_band():
+    neighbours = {"2020-03": profile(3_000_000, 2_900_000), "2020-05": profile(348_000, 330_000)}
+    assert audit_month(profile(238_000, 225_000), None, neighbours).passed  # 2020-04: a tenth of March, near May
+    report = audit_month(profile(2_000, 1_900), None, neighbours)
+    assert failed(report) == {"rows_near_neighbours"} and "2020-03 3,000,000" in report.failures["rows_near_neighbours"]
+
+
+def test_with_no_history_only_an_absolute_reject_share_applies():
+    assert audit_month(profile(1_000, 600), None, {}).passed
+    assert failed(audit_month(profile(1_000, 400), None, {})) == {"reject_share_near_history"}
+
+
+def test_the_policy_is_configurable_and_must_contain_one():
+    loose = AuditPolicy(min_rows_ratio=0.001)
+    assert audit_month(profile(100, 95), STORED, {}, loose).passed
+    with pytest.raises(ValueError):
+        AuditPolicy(min_rows_ratio=1.2)
+    with pytest.raises(ValueError):
+        AuditPolicy(neighbour_max_rows_ratio=0.5)
+
+
+def test_a_parse_failure_names_its_rule():
+    report = parse_failure("yellow 2024-01 (f.parquet): cannot read: Corrupt snappy compressed data")
+    assert failed(report) == {"parses_to_end"} and not report.passed
+    assert report.to_dict()["passed"] is False
+
+
+def test_the_stored_profile_comes_from_the_footers(tmp_path):
+    kept = pa.table({"fare": pa.array([1.0, None, 3.0] * 100_000), "tip": pa.nulls(300_000, pa.float64())})
+    pq.write_table(kept, tmp_path / "kept.parquet", row_group_size=64_000)
+    pq.write_table(pa.table({"reject_rule": ["x"] * 7}), tmp_path / "rejected.parquet")
+    stored = MonthProfile.of_files(pq.ParquetFile(tmp_path / "kept.parquet"), pq.ParquetFile(tmp_path / "rejected.parquet"))
+    assert (stored.rows_read, stored.rows_kept, stored.rows_rejected) == (300_007, 300_000, 7)
+    assert stored.values == {"fare": 200_000, "tip": 0}
+    pq.write_table(kept, tmp_path / "no_stats.parquet", write_statistics=False)
+    assert MonthProfile.of_files(pq.ParquetFile(tmp_path / "no_stats.parquet"), None).values == {"fare": 200_000, "tip": 0}
+
+
+def test_a_batch_profile_counts_values_per_column():
+    new = MonthProfile()
+    kept = pa.record_batch({"fare": pa.array([1.0, None]), "tip": pa.nulls(2, pa.float64())})
+    new.add(kept, pa.record_batch({"fare": pa.array([5.0])}))
+    new.add(kept, pa.record_batch({"fare": pa.array([], pa.float64())}))
+    assert (new.rows_kept, new.rows_rejected, new.values) == (4, 1, {"fare": 2, "tip": 0})
