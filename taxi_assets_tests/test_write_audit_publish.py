@@ -22,6 +22,7 @@ import pytest
 
 from taxi_assets.alerts import run_failure_alert
 from taxi_assets.assets.ingest import AUDIT_CHECK
+from taxi_assets.generator import build_mirror
 from taxi_assets.mirror import Body
 from taxi_assets.services import parse_month
 
@@ -31,10 +32,10 @@ from .test_pipeline_e2e import table_checksum
 MONTH = "2023-01"
 FILE = f"yellow_tripdata_{MONTH}.parquet"
 URL_PATH = f"/trip-data/{FILE}"
-TABLES = ("yellow_trips", "yellow_rejects_summary", "yellow_daily_zone_mart")
+TABLES = ("trips", "rejects_summary", "daily_zone_mart")
 
 
-def snapshot(pipeline: Pipeline) -> dict[str, object]:
+def snapshot(pipeline: Pipeline, service: str = "yellow", month: str = MONTH) -> dict[str, object]:
     """Every published lake file by checksum, and every warehouse table's month by rows and row hash."""
     root = pipeline.lake.local_path("")
     files = {
@@ -42,7 +43,7 @@ def snapshot(pipeline: Pipeline) -> dict[str, object]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.relative_to(root).parts[0] not in ("_held", "_staging", "_locks")
     }
-    tables = {t: table_checksum(pipeline, t, MONTH) for t in TABLES}
+    tables = {t: table_checksum(pipeline, f"{service}_{t}", month) for t in TABLES}
     return {"files": files, "tables": tables}
 
 
@@ -242,23 +243,28 @@ def test_a_run_that_dies_while_publishing_leaves_whole_files(landed: Pipeline, m
     assert landed.run("yellow", MONTH).success  # the next run publishes one version everywhere
 
 
-def test_header_only_csv_is_held_back_with_its_name(tmp_path, mirror):
-    """csv.gz faults: a header-only file and a mis-headed one fail the audit, naming file and reason."""
+def test_bad_csv_republications_leave_every_store_unchanged(tmp_path, mirror, mirror_root):
+    """csv.gz (the zoomcamp mirror): a landed month re-served header-only, mis-headed, or with its
+    last line cut (a valid gzip of a broken CSV) is held back, naming file and reason."""
+    build_mirror(mirror_root, ["green"], ["2020-10"], "csv.gz", 4_000)
     with dg.instance_for_test() as instance:
-        pipeline = make_pipeline(tmp_path, mirror, instance, TAXI_SOURCE_FORMAT="csv.gz",
-                                 TAXI_SOURCE_URL=f"{mirror.url}/csv/{{service}}")
+        pipeline = make_pipeline(tmp_path, mirror, instance, TAXI_SOURCE_FORMAT="csv.gz", TAXI_SOURCE_URL=f"{mirror.url}/{{service}}")
         assert pipeline.run("zones").success
-        header = b"VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,PULocationID,DOLocationID\n"
+        assert pipeline.run("green", "2020-10").success
+        good = gzip.decompress((mirror_root / "green" / "green_tripdata_2020-10.csv.gz").read_bytes())
+        header = good.split(b"\n", 1)[0] + b"\n"
         cases = {
             "header_only": (gzip.compress(header), "has_rows"),
             "mis_headed": (gzip.compress(b"a,b,c\n1,2,3\n"), "parses_to_end"),
+            "last_line_cut": (gzip.compress(good[: len(good) - 40]), "parses_to_end"),
         }
+        before = snapshot(pipeline, "green", "2020-10")
         for name, (body, rule) in cases.items():
-            mirror.inject("/csv/green/green_tripdata_2020-10.csv.gz", Body(body, "application/gzip"))
+            mirror.inject("/green/green_tripdata_2020-10.csv.gz", Body(body, "application/gzip"))
             result = pipeline.run("green", "2020-10", raise_on_error=False)
             mirror.clear_faults()
             assert not result.success, name
             message = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
             assert "green 2020-10" in message and "green_tripdata_2020-10.csv.gz" in message and rule in message, message
             assert "StopIteration" not in message
-            assert not pipeline.lake.local_path("raw/green/2020-10").exists()
+            assert snapshot(pipeline, "green", "2020-10") == before, name
