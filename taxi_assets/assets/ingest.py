@@ -152,7 +152,7 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
             profile, report = _write_and_audit(store, service, month, tlc.format, result.row_count, staged, cleaner, policy)
             forced = config.force_publish and "parses_to_end" not in report.failures
             held = None if report.passed or forced else _hold_back(store, service, month, staged, report)
-            yield _check_result(kept_key, report, forced, held)
+            yield _check_result(kept_key, month, report, forced, held)
             if held is not None:
                 raise dg.Failure(
                     description=(
@@ -254,9 +254,16 @@ def _hold_back(lake: Lake, service: Service, month: dt.date, files: list[Path], 
     return lake.display(folder)
 
 
-def _check_result(check_asset: dg.AssetKey, report: AuditReport, forced: bool, held: str | None) -> dg.AssetCheckResult:
+def _check_result(
+    check_asset: dg.AssetKey, month: dt.date, report: AuditReport, forced: bool, held: str | None
+) -> dg.AssetCheckResult:
     verdict = "passed, published" if report.passed else ("failed, published by force_publish" if forced else "failed, held back")
-    metadata: dict[str, object] = {"verdict": verdict, **{k: v for k, v in report.facts.items() if not isinstance(v, dict)}}
+    # The month is said in the metadata too: a run over a partition range records the result unpartitioned.
+    metadata: dict[str, object] = {
+        "verdict": verdict,
+        "month": month_label(month),
+        **{k: v for k, v in report.facts.items() if not isinstance(v, dict)},
+    }
     if report.failures:
         metadata["failed_rules"] = dg.MetadataValue.md("\n".join(f"- **{r}**: {why}" for r, why in report.failures.items()))
     if held:
