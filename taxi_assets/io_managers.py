@@ -105,8 +105,9 @@ class LakeFile:
         return ColumnStats(nulls, low, high)
 
     def table_source(self, columns: list[str] | None = None) -> TableSource:
-        """The file's rows, streamed batch by batch."""
-        schema = self.parquet().schema_arrow
+        """The file's rows, streamed batch by batch; a load must take exactly the footer's count."""
+        footer = self.parquet()
+        schema = footer.schema_arrow
         if columns:
             schema = pa.schema([schema.field(c) for c in columns])
 
@@ -114,7 +115,7 @@ class LakeFile:
             yield from self.parquet().iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
         source = TableSource.from_batches(schema, batches)
-        source.expected_rows = self.parquet().metadata.num_rows
+        source.expected_rows = footer.metadata.num_rows
         source.local_parquet = None if columns else self.lake.local_path(self.key)
         if not self.lake.is_local:
             source.uris = [self.uri]
