@@ -19,7 +19,7 @@ AUDIT_RULES: dict[str, str] = {
     "parses_to_end": "the file reads to its last row in the service's canonical schema",
     "has_rows": "the file has at least one row",
     "reconciles": "rows kept + rows rejected = rows read",
-    "no_column_newly_null": "no column that had values in the stored version is all null now",
+    "no_column_newly_null": "no column that had values in the stored version (first load: in the stored months on both sides) is all null now",
     "rows_near_previous": "rows read are within the band of the month's stored version",
     "rows_near_neighbours": "first load: rows read are within the band of a stored neighbouring month",
     "reject_share_near_history": "the share of rejected rows is not far above the stored history",
@@ -156,6 +156,15 @@ def audit_month(
         history = [previous]
     else:
         history = list(neighbours.values())
+        # A column can start or stop at an era boundary, so only one with values on both sides counts.
+        if len(neighbours) == 2 and new.rows_kept > 0:
+            both = set.intersection(*({c for c, n in p.values.items() if n > 0} for p in neighbours.values()))
+            newly_null = sorted(c for c in both if new.values.get(c, 0) == 0)
+            if newly_null:
+                failures["no_column_newly_null"] = (
+                    f"column(s) {', '.join(newly_null)} have no values, but the stored months on both sides "
+                    f"({', '.join(sorted(neighbours))}) have"
+                )
         if neighbours and new.rows_read:
             facts["neighbour_rows_read"] = {label: p.rows_read for label, p in sorted(neighbours.items())}
             low, high = policy.neighbour_min_rows_ratio, policy.neighbour_max_rows_ratio

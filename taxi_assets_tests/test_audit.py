@@ -53,6 +53,17 @@ def test_first_load_is_held_against_its_neighbours_with_a_wider_band():
     assert failed(report) == {"rows_near_neighbours"} and "2020-03 3,000,000" in report.failures["rows_near_neighbours"]
 
 
+def test_first_load_column_with_values_on_both_sides_may_not_be_empty():
+    before, after = profile(10_000, 9_500, congestion=9_000), profile(10_000, 9_500, congestion=9_100)
+    missing = profile(10_000, 9_500, congestion=0, fare=0)
+    report = audit_month(missing, None, {"2019-01": before, "2019-03": after})
+    assert failed(report) == {"no_column_newly_null"}
+    assert "congestion, fare" in report.failures["no_column_newly_null"]
+    # an era boundary: the column starts with the next month, so only one side has it
+    assert audit_month(missing, None, {"2019-03": after}).passed
+    assert audit_month(profile(10_000, 9_500, congestion=0), None, {"2018-12": profile(10_000, 9_500, congestion=0), "2019-02": after}).passed
+
+
 def test_with_no_history_only_an_absolute_reject_share_applies():
     assert audit_month(profile(1_000, 600), None, {}).passed
     assert failed(audit_month(profile(1_000, 400), None, {})) == {"reject_share_near_history"}
