@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 # The embedded default keeps Dagster's own instance (SQLite) under ./data/dagster_home.
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: install demo test dev bench clean
+# make dev-offline: the demo's data folder, and the local mirror's port.
+DATA_DIR ?= $(or $(TAXI_DATA_DIR),data)
+MIRROR_PORT ?= 8765
+DEV_PORT ?= 3000
+
+.PHONY: install demo test dev dev-offline bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "taxi_assets needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
@@ -31,6 +36,17 @@ test: install
 dev: install
 	@mkdir -p $(DAGSTER_HOME)
 	$(VENV)/bin/dagster dev -m taxi_assets.definitions -h 127.0.0.1 -p 3000
+
+## make dev-offline: the same UI with no internet: a local mirror makes any month of any service on
+## request (deterministic, cached in $(DATA_DIR)/mirror), so any month or a backfill of years loads offline
+dev-offline: install
+	@mkdir -p $(DAGSTER_HOME)
+	@$(PY) -m taxi_assets.mirror $(DATA_DIR)/mirror/parquet --generate --missing-status 403 --port $(MIRROR_PORT) & mirror=$$!; \
+	trap 'kill $$mirror 2>/dev/null' EXIT INT TERM; \
+	TAXI_SOURCE_URL=http://127.0.0.1:$(MIRROR_PORT)/trip-data \
+	TAXI_ZONES_URL=http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zone_lookup.csv \
+	TAXI_LAKE_URI=$${TAXI_LAKE_URI:-$(DATA_DIR)/lake} TAXI_DUCKDB_PATH=$${TAXI_DUCKDB_PATH:-$(DATA_DIR)/warehouse.duckdb} \
+	$(VENV)/bin/dagster dev -m taxi_assets.definitions -h 127.0.0.1 -p $(DEV_PORT)
 
 ## make bench: figures for a month end to end
 bench: install

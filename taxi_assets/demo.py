@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from taxi_assets.definitions import build_definitions, service_job_name
-from taxi_assets.generator import build_mirror, month_range
+from taxi_assets.generator import DEFAULT_ROWS, build_mirror, month_range
 from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, mart_table, trips_table
 from taxi_assets.mirror import MirrorServer
 from taxi_assets.services import SOURCE_MONTH, get_service, parse_month
@@ -28,7 +28,6 @@ from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
 
 #: 2023-02 is where the TLC renamed airport_fee; the zoomcamp's csv.gz mirror stops at 2021-07.
 DEFAULT_MONTHS = {"parquet": "2023-01..2023-03", "csv.gz": "2021-01..2021-03"}
-DEFAULT_ROWS = {"yellow": 60_000, "green": 12_000, "fhv": 40_000, "fhvhv": 80_000}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(warehouse, services, months)
     print(f"\nlake:      {Path(settings.lake_uri).resolve()}  (raw/, cleaned/, rejects/, trips/<service>/pickup_date=…)")
     print(f"warehouse: {warehouse.describe()}")
-    print(f"dagster:   {os.environ.get('DAGSTER_HOME')}  (make dev shows these runs in the UI)")
+    print(f"dagster:   {os.environ.get('DAGSTER_HOME')}")
+    print("\nNext, offline: make dev-offline  (the UI on http://127.0.0.1:3000 with these runs; any other month or a")
+    print("backfill of years loads from a local mirror that makes each month on request)")
     return 0
 
 

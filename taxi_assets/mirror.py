@@ -6,7 +6,8 @@ Why: the pipeline and its tests must run without the internet, yet still go thro
 code that runs in production, and `inject()` reproduces the failures seen there (5xx, 403 for
 missing objects, truncated bodies, slow answers, HTML error pages) on demand.
 
-    python -m taxi_assets.mirror ROOT --port 8765     # serves ROOT until Ctrl-C
+    python -m taxi_assets.mirror ROOT --port 8765              # serves ROOT until Ctrl-C
+    python -m taxi_assets.mirror ROOT --port 8765 --generate   # and makes any month on request (make dev-offline)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import urllib.parse
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 
 _log = logging.getLogger(__name__)
@@ -79,10 +81,13 @@ class MirrorServer:
     it, which is what a sensor keyed on the ETag needs to see.
     """
 
-    def __init__(self, root: Path | str, host: str = "127.0.0.1", port: int = 0, *, missing_status: int = 404):
+    def __init__(self, root: Path | str, host: str = "127.0.0.1", port: int = 0, *, missing_status: int = 404,
+                 on_missing: Callable[[str], Path | None] | None = None):
         if missing_status not in (403, 404):
             raise ValueError(f"missing_status must be 403 or 404, not {missing_status}")
         self.root = Path(root).resolve()
+        #: Called with a URL path no file answers; may make the file (and return it) or return None.
+        self.on_missing = on_missing
         self.host = host
         self.missing_status = missing_status
         #: Requests seen per URL path (GET and HEAD), faulted or not.
@@ -206,6 +211,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_bytes(200, fault.body, fault.content_type, head)
             else:
                 file = mirror._resolve(path)
+                if file is None and mirror.on_missing is not None:
+                    made = mirror.on_missing(path)
+                    file = mirror._resolve(path) if made is not None else None
                 if file is None:
                     code = mirror.missing_status
                     self._send_bytes(code, f"{code} {HTTPStatus(code).phrase}\n".encode(), "text/plain", head)
@@ -251,14 +259,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--missing-status", type=int, choices=(403, 404), default=404, help="403 mimics CloudFront")
+    parser.add_argument("--generate", action="store_true",
+                        help="make any published month of any service on request (generated, cached in ROOT)")
+    parser.add_argument("--rows", type=int, default=None, help="with --generate: rows a month (default per service)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
-    if not args.root.is_dir():
+    if args.generate:
+        from taxi_assets.generator import MonthsOnRequest
+
+        args.root.mkdir(parents=True, exist_ok=True)
+        on_missing = MonthsOnRequest(args.root, rows=args.rows)
+    elif not args.root.is_dir():
         parser.error(f"not a directory: {args.root}")
+    else:
+        on_missing = None
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    with MirrorServer(args.root, args.host, args.port, missing_status=args.missing_status) as server:
-        print(f"serving {server.root} at {server.url} (Ctrl-C to stop)", flush=True)
+    with MirrorServer(args.root, args.host, args.port, missing_status=args.missing_status, on_missing=on_missing) as server:
+        made = " (any month made on request)" if on_missing else ""
+        print(f"serving {server.root} at {server.url}{made} (Ctrl-C to stop)", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -36,3 +36,4 @@ def test_demo_twice_gives_identical_tables(tmp_path, monkeypatch, capsys):
         read, kept, rejected = (int(n.replace(",", "")) for n in line.split()[2:5])
         assert read == 3000 and kept + rejected == read and rejected > 0
     assert "warehouse: DuckDB" in first and str(tmp_path / "data") in first
+    assert "make dev-offline" in first  # where a user goes next, with no internet

@@ -163,3 +163,100 @@ def test_command_line_serves_until_interrupted(root: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# -- any month on request (make dev-offline) --------------------------------------------------
+def test_any_published_month_is_made_on_request_the_same_each_time(tmp_path: Path) -> None:
+    import datetime as dt
+    import threading
+
+    import pyarrow.parquet as pq
+
+    from taxi_assets.generator import MonthsOnRequest, build_mirror
+    from taxi_assets.services import YELLOW
+
+    root = tmp_path / "mirror"
+    made = MonthsOnRequest(root, rows=3_000, today=dt.date(2024, 6, 15))
+    with MirrorServer(root, missing_status=403, on_missing=made) as server:
+        url = server.url + "/trip-data/yellow_tripdata_2012-03.parquet"
+        head = requests.head(url, timeout=30)  # a sensor's HEAD makes it too
+        assert head.status_code == 200
+        replies: list[bytes] = []
+        threads = [threading.Thread(target=lambda: replies.append(requests.get(url, timeout=60).content)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(replies)) == 1 and int(head.headers["Content-Length"]) == len(replies[0])
+        table = pq.read_table(root / "trip-data" / "yellow_tripdata_2012-03.parquet")
+        assert table.num_rows == 3_000 and "tpep_pickup_datetime" in table.schema.names
+
+        # the zoomcamp's csv.gz layout, in that month's CSV era; the zone lookup
+        assert requests.get(server.url + "/green/green_tripdata_2019-05.csv.gz", timeout=60).content[:2] == b"\x1f\x8b"
+        assert requests.get(server.url + "/misc/taxi_zone_lookup.csv", timeout=30).text.startswith('"LocationID"')
+
+        # what the TLC never published: before a service's first month, after the last complete
+        # month, CSVs after the mirror stopped, unknown services and paths
+        for missing in ("/trip-data/fhvhv_tripdata_2018-12.parquet", "/trip-data/yellow_tripdata_2024-06.parquet",
+                        "/green/green_tripdata_2022-01.csv.gz", "/trip-data/blue_tripdata_2020-01.parquet",
+                        "/trip-data/yellow_tripdata_2020-13.parquet", "/green/yellow_tripdata_2019-05.csv.gz",
+                        "/trip-data/../secret.parquet"):
+            assert requests.get(server.url + missing, timeout=30).status_code == 403, missing
+
+    # the same bytes build_mirror (and so the demo) makes for that month
+    again = tmp_path / "again"
+    build_mirror(again, ["yellow"], ["2012-03"], "parquet", 3_000)
+    assert (again / "trip-data" / "yellow_tripdata_2012-03.parquet").read_bytes() == replies[0]
+    assert YELLOW.first_month == "2011-01"
+
+
+def test_mirror_command_generates_on_request(tmp_path: Path) -> None:
+    """`python -m taxi_assets.mirror ROOT --generate` (what make dev-offline starts) serves a month it never had."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taxi_assets.mirror", str(tmp_path / "new-root"), "--generate", "--rows", "500", "--port", "0",
+         "--missing-status", "403"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"at (http://\S+)", line).group(1)
+        assert "made on request" in line
+        resp = requests.get(url + "/trip-data/fhv_tripdata_2016-02.parquet", timeout=60)
+        assert resp.status_code == 200 and resp.content[:4] == b"PAR1"
+        assert requests.get(url + "/trip-data/fhv_tripdata_2014-12.parquet", timeout=30).status_code == 403
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+
+
+def test_makefile_dev_offline_points_the_ui_at_the_generating_mirror() -> None:
+    """The target's commands, as make would run them (make -n): the mirror with --generate on the
+    port the source URLs name, and the UI on the demo's lake and warehouse."""
+    repo = Path(__file__).resolve().parents[1]
+    script = subprocess.run(["make", "-n", "-s", "dev-offline", "MIRROR_PORT=9911", "DATA_DIR=/tmp/d"], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout
+    assert "-m taxi_assets.mirror /tmp/d/mirror/parquet --generate --missing-status 403 --port 9911" in script
+    assert "TAXI_SOURCE_URL=http://127.0.0.1:9911/trip-data" in script
+    assert "TAXI_ZONES_URL=http://127.0.0.1:9911/misc/taxi_zone_lookup.csv" in script
+    assert "/tmp/d/lake" in script and "/tmp/d/warehouse.duckdb" in script and "dagster dev" in script
+
+
+def test_a_month_nobody_built_lands_through_the_generating_mirror(tmp_path: Path) -> None:
+    """What make dev-offline gives the UI: a month that exists nowhere yet is made, downloaded,
+    audited and loaded like any TLC month."""
+    import dagster as dg
+
+    from taxi_assets.generator import MonthsOnRequest
+
+    from .conftest import make_pipeline
+
+    root = tmp_path / "mirror"
+    with MirrorServer(root, missing_status=403, on_missing=MonthsOnRequest(root, rows=2_000)) as server, \
+            dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, server, instance)
+        assert pipeline.run("zones").success
+        assert pipeline.run("green", "2017-04").success
+        served = root / "trip-data" / "green_tripdata_2017-04.parquet"
+        assert (pipeline.lake.local_path("raw/green/2017-04") / served.name).read_bytes() == served.read_bytes()
+        kept = pipeline.warehouse.count("green_trips")
+        assert 0 < kept <= 2_000
