@@ -1,0 +1,70 @@
+"""`make dev-offline` as a user runs it: the UI comes up with no internet, a month nobody generated
+is launched through the webserver and lands, and Ctrl-C stops the mirror with the UI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.mark.timeout(300)
+def test_make_dev_offline_loads_a_month_launched_through_the_webserver(tmp_path: Path):
+    from dagster_graphql import DagsterGraphQLClient
+
+    data, home = tmp_path / "data", tmp_path / "dagster_home"
+    mirror_port, ui_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAXI_")}
+    env.update(TAXI_DATA_DIR=str(data), DAGSTER_HOME=str(home))
+    make = subprocess.Popen(
+        ["make", "-s", "dev-offline", f"MIRROR_PORT={mirror_port}", f"DEV_PORT={ui_port}"], cwd=REPO, env=env,
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{ui_port}/server_info", 120)
+        client = DagsterGraphQLClient("127.0.0.1", port_number=ui_port)
+        for job, tags in (("zones", {}), ("green_monthly", {"dagster/partition": "2016-11-01"})):
+            run_id = client.submit_job_execution(job, tags=tags)
+            deadline = time.monotonic() + 120
+            while (status := client.get_run_status(run_id).value) not in ("SUCCESS", "FAILURE", "CANCELED"):
+                assert time.monotonic() < deadline, f"{job} still {status}"
+                time.sleep(1)
+            assert status == "SUCCESS", job
+        generated = data / "mirror" / "parquet" / "trip-data" / "green_tripdata_2016-11.parquet"
+        assert (data / "lake" / "raw" / "green" / "2016-11" / generated.name).read_bytes() == generated.read_bytes()
+        assert (data / "warehouse.duckdb").exists()
+    finally:
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        try:
+            make.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+            raise
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{mirror_port}/misc/taxi_zone_lookup.csv", timeout=2)
