@@ -21,10 +21,17 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The embedded default's instance config: SQLite under DAGSTER_HOME (Dagster's default), telemetry
+# off. Written once; without it every command warns that there is no instance config.
+$(DAGSTER_HOME)/dagster.yaml:
+	@mkdir -p $(DAGSTER_HOME)
+	@printf '%s\n' '# The embedded default instance: runs, events and schedules in SQLite under this folder.' \
+	  '# Written by make (the deployment uses the repository'"'"'s dagster.yaml, on Postgres).' \
+	  'telemetry:' '  enabled: false' > $@
+
 ## make demo: offline mirror -> local HTTP server -> every asset for 3 months of yellow and green
 ## (at a real month's size: make demo ROWS=3000000; other months: MONTHS=2023-01..2023-06)
-demo: install
-	@mkdir -p $(DAGSTER_HOME)
+demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m taxi_assets.demo $(if $(ROWS),--rows $(ROWS)) $(if $(MONTHS),--months $(MONTHS)) $(if $(SERVICES),--services $(SERVICES))
 
 ## make test: the whole suite (what CI runs)
@@ -33,14 +40,12 @@ test: install
 	$(PY) -m pytest
 
 ## make dev: the Dagster UI on http://127.0.0.1:3000 with the same defaults as the demo
-dev: install
-	@mkdir -p $(DAGSTER_HOME)
+dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -m taxi_assets.definitions -h 127.0.0.1 -p 3000
 
 ## make dev-offline: the same UI with no internet: a local mirror makes any month of any service on
 ## request (deterministic, cached in $(DATA_DIR)/mirror), so any month or a backfill of years loads offline
-dev-offline: install
-	@mkdir -p $(DAGSTER_HOME)
+dev-offline: install $(DAGSTER_HOME)/dagster.yaml
 	@$(PY) -m taxi_assets.mirror $(DATA_DIR)/mirror/parquet --generate --missing-status 403 --port $(MIRROR_PORT) & mirror=$$!; \
 	trap 'kill $$mirror 2>/dev/null' EXIT INT TERM; \
 	TAXI_SOURCE_URL=http://127.0.0.1:$(MIRROR_PORT)/trip-data \

@@ -26,6 +26,8 @@ from taxi_assets.services import SOURCE_MONTH, get_service, parse_month
 from taxi_assets.settings import Settings
 from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
 
+#: The port `make dev-offline` serves its mirror on (Makefile MIRROR_PORT).
+DEV_OFFLINE_MIRROR_PORT = 8765
 #: 2023-02 is where the TLC renamed airport_fee; the zoomcamp's csv.gz mirror stops at 2021-07.
 DEFAULT_MONTHS = {"parquet": "2023-01..2023-03", "csv.gz": "2021-01..2021-03"}
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     for service in services:
         build_mirror(mirror_root, [service.name], months, args.format, args.rows or DEFAULT_ROWS[service.name])
 
-    with MirrorServer(mirror_root) as server:
+    with _mirror(mirror_root) as server:
         source_url = f"{server.url}/trip-data" if args.format == "parquet" else server.url + "/{service}"
         env = {
             **os.environ,
@@ -77,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\nNext, offline: make dev-offline  (the UI on http://127.0.0.1:3000 with these runs; any other month or a")
     print("backfill of years loads from a local mirror that makes each month on request)")
     return 0
+
+
+def _mirror(root: Path) -> MirrorServer:
+    """The mirror on make dev-offline's port when it is free, so the source URLs the runs record open
+    again under `make dev-offline`; any free port otherwise."""
+    try:
+        return MirrorServer(root, port=DEV_OFFLINE_MIRROR_PORT).start()
+    except OSError:
+        return MirrorServer(root).start()
 
 
 def run(defs: dg.Definitions, job_name: str, partition_key: str | None, instance: dg.DagsterInstance) -> None:

@@ -37,3 +37,39 @@ def test_demo_twice_gives_identical_tables(tmp_path, monkeypatch, capsys):
         assert read == 3000 and kept + rejected == read and rejected > 0
     assert "warehouse: DuckDB" in first and str(tmp_path / "data") in first
     assert "make dev-offline" in first  # where a user goes next, with no internet
+
+
+def test_demo_serves_on_dev_offlines_port_so_recorded_urls_open_again(tmp_path, monkeypatch, capsys):
+    """The raw files' source_url points at the port make dev-offline serves on (when it is free)."""
+    import socket
+
+    with socket.socket() as probe:
+        free = probe.connect_ex(("127.0.0.1", demo.DEV_OFFLINE_MIRROR_PORT)) != 0
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    monkeypatch.delenv("TAXI_LAKE_URI", raising=False)
+    monkeypatch.delenv("TAXI_DUCKDB_PATH", raising=False)
+    assert demo.main(["--data-dir", str(tmp_path / "data"), "--rows", "500", "--services", "green", "--months", "2023-01"]) == 0
+    out = capsys.readouterr().out
+    if free:
+        assert f"serving it at http://127.0.0.1:{demo.DEV_OFFLINE_MIRROR_PORT};" in out
+    else:
+        assert "serving it at http://127.0.0.1:" in out
+
+
+def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
+    import subprocess
+    import warnings
+    from pathlib import Path
+
+    import yaml
+    from dagster._core.instance.config import dagster_instance_config
+
+    home = tmp_path / "dagster_home"
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(["make", "-s", f"{home}/dagster.yaml", f"DAGSTER_HOME={home}"], cwd=repo, check=True)
+    assert yaml.safe_load((home / "dagster.yaml").read_text()) == {"telemetry": {"enabled": False}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config, _ = dagster_instance_config(str(home))
+    assert config["telemetry"] == {"enabled": False}
