@@ -59,12 +59,14 @@ T = TypeVar("T")
 class DownloadError(Exception):
     """The file could not be fetched (after retries, or a non-retryable HTTP status)."""
 
-    def __init__(self, message: str, *, label: str, url: str, reason: str, attempts: int = 1):
+    def __init__(self, message: str, *, label: str, url: str, reason: str, attempts: int = 1, unreachable: bool = False):
         super().__init__(message)
         self.label = label
         self.url = url
         self.reason = reason
         self.attempts = attempts
+        #: No answer at all (name resolution, refused connection, timeout): the address may be wrong.
+        self.unreachable = unreachable
 
 
 class SourceNotPublished(DownloadError):
@@ -92,10 +94,11 @@ class DeadlineExceeded(DownloadError):
 class _Retry(Exception):
     """Internal: this attempt failed in a way that another attempt may fix."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, unreachable: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.unreachable = unreachable
 
 
 class _Invalid(Exception):
@@ -170,7 +173,8 @@ def _send(
         try:
             resp = session.request(method, current, timeout=timeout, headers=_HEADERS, stream=stream, allow_redirects=False)
         except requests.RequestException as exc:
-            raise _Retry(_describe(exc)) from exc
+            unreachable = isinstance(exc, (requests.ConnectionError, requests.Timeout))
+            raise _Retry(_describe(exc), unreachable=unreachable) from exc
         if not resp.is_redirect:
             return resp
         target = urllib.parse.urljoin(current, resp.headers.get("Location", ""))
@@ -422,12 +426,12 @@ def _retrying(
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, not {max_attempts}")
-    reason = ""
+    reason, unreachable = "", False
     for attempt in range(1, max_attempts + 1):
         try:
             return fn(attempt)
         except _Retry as exc:
-            reason = exc.reason
+            reason, unreachable = exc.reason, exc.unreachable
             if deadline is not None and time.monotonic() >= deadline:
                 raise _deadline_error(label, url, f"attempt {attempt}: {reason}") from None
             if attempt == max_attempts:
@@ -442,7 +446,7 @@ def _retrying(
             time.sleep(delay)
     raise DownloadError(
         f"{label}: download failed after {max_attempts} attempts from {url}: {reason}",
-        label=label, url=url, reason=reason, attempts=max_attempts,
+        label=label, url=url, reason=reason, attempts=max_attempts, unreachable=unreachable,
     )
 
 

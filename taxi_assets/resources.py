@@ -56,7 +56,13 @@ class TlcSource(dg.ConfigurableResource):
                 redirect_hosts=self.redirect_hosts,
             )
         except DownloadError as exc:
-            raise dg.Failure(description=str(exc), metadata={"url": url, "reason": exc.reason}) from exc
+            description = str(exc)
+            if exc.unreachable:
+                description += (
+                    f". The source did not answer: is TAXI_SOURCE_URL ({self.base_url}) right? With no internet, "
+                    "`make dev-offline` serves every month from a local mirror"
+                )
+            raise dg.Failure(description=description, metadata={"url": url, "reason": exc.reason}) from exc
 
 
 class LakeResource(dg.ConfigurableResource):

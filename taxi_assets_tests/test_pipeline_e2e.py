@@ -176,3 +176,26 @@ def test_all_services_have_the_full_graph():
     for name in SERVICES:
         for asset in ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"):
             assert f"{name}/{asset}" in keys
+
+
+def test_an_unreachable_source_says_where_to_look(tmp_path, mirror, monkeypatch):
+    """Nothing listens at the source: the failure leads with the month and file, then points at
+    TAXI_SOURCE_URL and make dev-offline."""
+    import socket
+
+    import dagster as dg
+
+    from .conftest import make_pipeline
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # closed again when the block ends: a refused connection
+    monkeypatch.setattr("taxi_assets.download.MAX_BACKOFF_SECONDS", 0.01)  # the five attempts, without their waits
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance, TAXI_SOURCE_URL=f"http://127.0.0.1:{dead}/trip-data")
+        assert pipeline.run("zones").success
+        result = pipeline.run("yellow", "2023-01", raise_on_error=False)
+    assert not result.success
+    message = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
+    assert "yellow 2023-01: download failed" in message.splitlines()[0]  # the cause first, no trace before it
+    assert f"TAXI_SOURCE_URL (http://127.0.0.1:{dead}/trip-data)" in message and "make dev-offline" in message
