@@ -6,9 +6,19 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from taxi_assets.columns import describe_column
+from taxi_assets.normalize import canonical_name
+
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+    """The columns with their types and what they mean; a raw file's source names are described by
+    the canonical column they feed."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(f.name, str(f.type), description=describe_column(f.name) or describe_column(canonical_name(f.name) or ""))
+            for f in schema
+        ]
+    )
 
 
 def markdown_preview(table: pa.Table | pa.RecordBatch, rows: int = 10) -> str:

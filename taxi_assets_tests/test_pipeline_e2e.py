@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import dagster as dg
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -72,8 +73,20 @@ def check_month_landed(pipeline: Pipeline, mirror_root, service_name: str, month
     return {"raw": raw_rows, "kept": cleaned.num_rows, "rejected": rejected.num_rows}
 
 
+def undescribed_columns(result) -> dict[str, list[str]]:
+    """Columns of every materialization's column schema that have no description, by asset."""
+    found = {}
+    for event in result.get_asset_materialization_events():
+        schema = event.materialization.metadata.get("dagster/column_schema")
+        missing = [c.name for c in schema.schema.columns if not c.description] if schema else ["(no column schema)"]
+        if missing:
+            found[event.asset_key.to_user_string()] = missing
+    return found
+
+
 def test_every_service_month_lands_in_lake_and_warehouse(pipeline: Pipeline, mirror_root):
-    assert pipeline.run("zones").success
+    zones_run = pipeline.run("zones")
+    assert zones_run.success and undescribed_columns(zones_run) == {}
     zones = pipeline.warehouse.query(f"SELECT * FROM {pipeline.warehouse.table_ref('taxi_zones')} ORDER BY location_id")
     assert zones.num_rows == 265
     assert zones.to_pylist()[-1]["zone"] == "NA"  # a name, not a null
@@ -88,6 +101,7 @@ def test_every_service_month_lands_in_lake_and_warehouse(pipeline: Pipeline, mir
                 meta = event.materialization.metadata
                 name = event.asset_key.to_user_string()
                 assert {"dagster/column_schema", "preview", "dagster/row_count"} <= set(meta), f"{name}: {sorted(meta)}"
+            assert undescribed_columns(result) == {}, f"{service_name} {month}"
             raw_meta = next(e.materialization.metadata for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "raw_file")
             assert raw_meta["source_url"].url.endswith(f"{service_name}_tripdata_{month}.parquet")
             assert len(raw_meta["sha256"].text) == 64
@@ -176,14 +190,19 @@ def test_all_services_have_the_full_graph():
     for name in SERVICES:
         for asset in ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"):
             assert f"{name}/{asset}" in keys
+    # the catalog, before anything is materialized: every column of the trips described
+    graph = defs.resolve_asset_graph()
+    for name, service in SERVICES.items():
+        for asset in ("trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table"):
+            columns = graph.get(dg.AssetKey([name, asset])).metadata["dagster/column_schema"].columns
+            assert {c.name for c in columns} >= set(service.schema.names)
+            assert all(c.description for c in columns), (name, asset, [c.name for c in columns if not c.description])
 
 
 def test_an_unreachable_source_says_where_to_look(tmp_path, mirror, monkeypatch):
     """Nothing listens at the source: the failure leads with the month and file, then points at
     TAXI_SOURCE_URL and make dev-offline."""
     import socket
-
-    import dagster as dg
 
     from .conftest import make_pipeline
 

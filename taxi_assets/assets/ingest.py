@@ -23,7 +23,7 @@ from taxi_assets.automation import ONE_MONTH_PER_RUN
 from taxi_assets.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
 from taxi_assets.io_managers import LakeFile, StagedFile
 from taxi_assets.lake import PARQUET_WRITE_OPTIONS, Lake, new_version
-from taxi_assets.metadata import rejects_markdown, source_metadata, table_metadata
+from taxi_assets.metadata import column_schema, rejects_markdown, source_metadata, table_metadata
 from taxi_assets.overlapped_writes import OverlappedWrites
 from taxi_assets.raw_reader import RawFileError, iter_canonical_batches, raw_preview
 from taxi_assets.resources import LakeResource, TlcSource
@@ -107,14 +107,14 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
             "cleaned": dg.AssetOut(
                 key=kept_key,
                 io_manager_key="lake_io_manager",
-                metadata={"lake_key": cleaned_key(service)},
+                metadata={"lake_key": cleaned_key(service), "dagster/column_schema": column_schema(service.schema)},
                 kinds={"parquet"},
                 description=f"{service.title} trips of the month in one canonical schema, rows that pass every cleaning rule.",
             ),
             "rejected": dg.AssetOut(
                 key=rejects_key,
                 io_manager_key="lake_io_manager",
-                metadata={"lake_key": rejected_key(service)},
+                metadata={"lake_key": rejected_key(service), "dagster/column_schema": column_schema(REJECTS_SCHEMA(service))},
                 kinds={"parquet"},
                 description=f"{service.title} rows a cleaning rule rejected, each with the rule that rejected it.",
             ),

@@ -16,6 +16,7 @@ from taxi_assets.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
 from taxi_assets.cleaning import REJECT_RULE
 from taxi_assets.io_managers import DatePartitionedMonth, LakeFile, LakeMonthDataset
 from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, trips_table
+from taxi_assets.metadata import column_schema
 from taxi_assets.services import SOURCE_MONTH, Service, next_month, parse_month
 from taxi_assets.warehouse.base import TableSource
 
@@ -37,7 +38,11 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         partitions_def=partitions,
         group_name=group,
         io_manager_key="lake_io_manager",
-        metadata={"lake_dataset": f"trips/{name}", "partition_column": "pickup_date"},
+        metadata={
+            "lake_dataset": f"trips/{name}",
+            "partition_column": "pickup_date",
+            "dagster/column_schema": column_schema(service.schema.append(pa.field("pickup_date", pa.date32()))),
+        },
         kinds={"parquet"},
         automation_condition=FOLLOW_UPSTREAM,
         backfill_policy=ONE_MONTH_PER_RUN,
@@ -52,7 +57,7 @@ def build_trip_assets(service: Service) -> list[dg.AssetsDefinition]:
         partitions_def=partitions,
         group_name=group,
         io_manager_key="warehouse_io_manager",
-        metadata={"table": trips_table(service)},
+        metadata={"table": trips_table(service), "dagster/column_schema": column_schema(service.schema)},
         kinds={"sql"},
         pool="warehouse_writes",
         automation_condition=FOLLOW_UPSTREAM,
