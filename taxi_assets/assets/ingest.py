@@ -150,7 +150,7 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
             staged = [raw_path, stage / f"{name}_{month_label(month)}.parquet", stage / "rejected.parquet"]
             cleaner = Cleaner(service, month, enabled=enabled, valid_location_ids=zone_ids)
             profile, report = _write_and_audit(store, service, month, tlc.format, result.row_count, staged, cleaner, policy)
-            forced = config.force_publish and "parses_to_end" not in report.failures
+            forced = config.force_publish and not report.passed and "parses_to_end" not in report.failures
             held = None if report.passed or forced else _hold_back(store, service, month, staged, report)
             yield _check_result(kept_key, month, report, forced, held)
             if held is not None:
