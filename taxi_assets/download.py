@@ -41,6 +41,8 @@ CHUNK = 1 << 20  # 1 MiB: read size for the network, the disk and the gzip check
 MiB = 1 << 20
 MAX_BACKOFF_SECONDS = 30.0
 MAX_REDIRECTS = 5
+#: The whole transfer of one file, retries included (a 500 MB fhvhv month at 1 MiB/s takes ~500 s).
+DEADLINE_SECONDS = 3600.0
 SCHEMES = ("http", "https")
 #: Progress interval when the server sends no Content-Length.
 PROGRESS_BYTES_UNKNOWN_SIZE = 64 * MiB
@@ -206,7 +208,7 @@ def download_file(
     backoff_seconds: float = 1.0,
     log: Callable[[str], None] | None = None,
     progress_every: float = 0.1,
-    deadline_seconds: float = 3600,
+    deadline_seconds: float = DEADLINE_SECONDS,
     redirect_hosts: Collection[str] = (),
 ) -> DownloadResult:
     """Fetch `url` into a temp file in `dest_dir`, validated as `fmt`; see the module docstring.

@@ -844,7 +844,7 @@ class MonthsOnRequest:
         if match is None or match["service"] not in SERVICES:
             return None
         service, month, fmt = match["service"], match["month"], match["fmt"]
-        if (fmt == "parquet") != (match["folder"] is None) or (match["folder"] not in (None, service)):
+        if match["folder"] != (None if fmt == "parquet" else service):  # trip-data/*.parquet, <service>/*.csv.gz
             return None
         today = self._today or dt.date.today()
         try:

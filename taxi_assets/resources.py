@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
-from taxi_assets.download import DownloadError, DownloadResult, download_file
+from taxi_assets.download import DEADLINE_SECONDS, DownloadError, DownloadResult, download_file
 from taxi_assets.lake import Lake
 from taxi_assets.services import SOURCE_FORMATS, Service
 from taxi_assets.settings import TLC_PARQUET_URL, TLC_ZONES_URL
@@ -28,8 +28,8 @@ class TlcSource(dg.ConfigurableResource):
     timeout_seconds: float = 120.0
     max_attempts: int = 5
     backoff_seconds: float = 2.0
-    #: The whole transfer, retries included (a 500 MB fhvhv month at 1 MiB/s takes about 500 s).
-    deadline_seconds: float = 3600.0
+    #: The whole transfer, retries included.
+    deadline_seconds: float = DEADLINE_SECONDS
     #: Hosts a redirect may lead to besides the URL's own (the zoomcamp's GitHub releases redirect).
     redirect_hosts: list[str] = []
 

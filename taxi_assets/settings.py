@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from taxi_assets.download import check_source_url
+from taxi_assets.download import DEADLINE_SECONDS, check_source_url
 from taxi_assets.services import SOURCE_FORMATS
 
 TLC_PARQUET_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
@@ -42,7 +42,7 @@ class Settings:
     #: Hosts a download may be redirected to, besides the source URL's own.
     redirect_hosts: tuple[str, ...] = ()
     #: The whole transfer of one file, retries included.
-    download_deadline_seconds: float = 3600.0
+    download_deadline_seconds: float = DEADLINE_SECONDS
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -56,10 +56,11 @@ class Settings:
         default_url = TLC_PARQUET_URL if fmt == "parquet" else ZOOMCAMP_CSV_URL
         source_url = check_source_url(env.get("TAXI_SOURCE_URL") or default_url, "TAXI_SOURCE_URL")
         zones_url = check_source_url(env.get("TAXI_ZONES_URL") or TLC_ZONES_URL, "TAXI_ZONES_URL")
-        hosts = env.get("TAXI_SOURCE_REDIRECT_HOSTS")
-        if hosts is None:
-            hosts = ",".join(ZOOMCAMP_REDIRECT_HOSTS) if source_url == ZOOMCAMP_CSV_URL else ""
-        deadline = env.get("TAXI_DOWNLOAD_DEADLINE_SECONDS") or "3600"
+        # Empty is unset (compose passes every variable, set or not): the source's own default.
+        hosts = env.get("TAXI_SOURCE_REDIRECT_HOSTS") or (
+            ",".join(ZOOMCAMP_REDIRECT_HOSTS) if source_url == ZOOMCAMP_CSV_URL else ""
+        )
+        deadline = env.get("TAXI_DOWNLOAD_DEADLINE_SECONDS") or str(DEADLINE_SECONDS)
         try:
             deadline_seconds = float(deadline)
         except ValueError:

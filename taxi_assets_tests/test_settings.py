@@ -34,6 +34,10 @@ def test_source_urls_must_be_http(var, url):
 def test_redirect_hosts_default_to_the_source_and_githubs_release_hosts_for_the_zoomcamp_mirror():
     assert Settings.from_env({}).redirect_hosts == ()
     assert Settings.from_env({"TAXI_SOURCE_FORMAT": "csv.gz"}).redirect_hosts == ZOOMCAMP_REDIRECT_HOSTS
+    # compose passes the variable empty when .env leaves it empty: that is the default, not "none"
+    empty = {"TAXI_SOURCE_FORMAT": "csv.gz", "TAXI_SOURCE_REDIRECT_HOSTS": "", "TAXI_DOWNLOAD_DEADLINE_SECONDS": ""}
+    assert Settings.from_env(empty).redirect_hosts == ZOOMCAMP_REDIRECT_HOSTS
+    assert Settings.from_env(empty).download_deadline_seconds == 3600
     given = Settings.from_env({"TAXI_SOURCE_REDIRECT_HOSTS": " Mirror.Example.org ,cdn.example.org"})
     assert given.redirect_hosts == ("mirror.example.org", "cdn.example.org")
     resources = build_definitions(given).resources
