@@ -32,7 +32,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 ## make demo: offline mirror -> local HTTP server -> every asset for 3 months of yellow and green
 ## (at a real month's size: make demo ROWS=3000000; other months: MONTHS=2023-01..2023-06)
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m taxi_assets.demo $(if $(ROWS),--rows $(ROWS)) $(if $(MONTHS),--months $(MONTHS)) $(if $(SERVICES),--services $(SERVICES))
+	$(PY) -m devtools.demo $(if $(ROWS),--rows $(ROWS)) $(if $(MONTHS),--months $(MONTHS)) $(if $(SERVICES),--services $(SERVICES))
 
 ## make test: the whole suite (what CI runs)
 test: install
@@ -46,7 +46,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 ## make dev-offline: the same UI with no internet: a local mirror makes any month of any service on
 ## request (deterministic, cached in $(DATA_DIR)/mirror), so any month or a backfill of years loads offline
 dev-offline: install $(DAGSTER_HOME)/dagster.yaml
-	@$(PY) -m taxi_assets.mirror $(DATA_DIR)/mirror/parquet --generate --missing-status 403 --port $(MIRROR_PORT) & mirror=$$!; \
+	@$(PY) -m devtools.mirror $(DATA_DIR)/mirror/parquet --generate --missing-status 403 --port $(MIRROR_PORT) & mirror=$$!; \
 	trap 'kill $$mirror 2>/dev/null' EXIT INT TERM; \
 	TAXI_SOURCE_URL=http://127.0.0.1:$(MIRROR_PORT)/trip-data \
 	TAXI_ZONES_URL=http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zone_lookup.csv \

@@ -31,10 +31,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from taxi_assets.services import SOURCE_MONTH, YELLOW, next_month
-from taxi_assets.warehouse.base import TableSource
-from taxi_assets.warehouse.pg_copy import BinaryCopyEncoder, pg_type_for
-from taxi_assets.warehouse.postgres import PostgresWarehouse
+from taxi_assets.tlc.services import SOURCE_MONTH, YELLOW, next_month
+from taxi_assets.storage.warehouse.base import TableSource
+from taxi_assets.storage.warehouse.pg_copy import BinaryCopyEncoder, pg_type_for
+from taxi_assets.storage.warehouse.postgres import PostgresWarehouse
 
 MONTH = dt.date(2024, 1, 1)
 BATCH_ROWS = 256 * 1024

@@ -167,7 +167,7 @@ def postgres(pg_url: str | None, fast: bool) -> Iterator[str]:
     if pg_url:
         server_url, stop = pg_url, None
     else:
-        from taxi_assets.warehouse.postgres import SERVER_SETTINGS
+        from taxi_assets.storage.warehouse.postgres import SERVER_SETTINGS
         from taxi_assets_tests.postgres_server import FAST_SETTINGS, start_postgres
 
         # The settings compose runs the warehouse server with (durable: fsync stays on).
@@ -764,8 +764,8 @@ def main(argv: list[str] | None = None) -> int:
         return child_pipeline(cargs) if cargs.mode == "child-pipeline" else child_zones(cargs)
 
     args = parse_args(argv)
-    from taxi_assets.generator import build_mirror
-    from taxi_assets.mirror import MirrorServer
+    from devtools.generator import build_mirror
+    from devtools.mirror import MirrorServer
 
     data: Path = args.data_dir
     data.mkdir(parents=True, exist_ok=True)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import dagster as dg
 
-from taxi_assets.alerts import ALERT_SENSORS, build_alert_webhook
-from taxi_assets.assets.checks import build_trip_checks
-from taxi_assets.assets.marts import build_mart_assets
-from taxi_assets.assets.trips import build_trip_assets, monthly_partitions
-from taxi_assets.assets.zones import ZONES_GROUP, taxi_zone_lookup, taxi_zones
-from taxi_assets.automation import build_automation
-from taxi_assets.io_managers import LakeIOManager, WarehouseIOManager
-from taxi_assets.resources import LakeResource, TlcSource
-from taxi_assets.services import SERVICES
+from taxi_assets.defs.alerts import ALERT_SENSORS, build_alert_webhook
+from taxi_assets.defs.checks import build_trip_checks
+from taxi_assets.defs.assets.marts import build_mart_assets
+from taxi_assets.defs.assets.trips import build_trip_assets, monthly_partitions
+from taxi_assets.defs.assets.zones import ZONES_GROUP, taxi_zone_lookup, taxi_zones
+from taxi_assets.defs.automation import build_automation
+from taxi_assets.defs.io_managers import LakeIOManager, WarehouseIOManager
+from taxi_assets.defs.resources import LakeResource, TlcSource
+from taxi_assets.tlc.services import SERVICES
 from taxi_assets.settings import Settings
-from taxi_assets.warehouse.base import WarehouseResource, validate_identifier
-from taxi_assets.warehouse.duckdb import DuckDBWarehouse
+from taxi_assets.storage.warehouse.base import WarehouseResource, validate_identifier
+from taxi_assets.storage.warehouse.duckdb import DuckDBWarehouse
 
 
 def build_warehouse(settings: Settings) -> WarehouseResource:
@@ -24,11 +24,11 @@ def build_warehouse(settings: Settings) -> WarehouseResource:
     if settings.warehouse == "duckdb":
         return DuckDBWarehouse(path=settings.duckdb_path, schema_name=settings.warehouse_schema)
     if settings.warehouse == "postgres":
-        from taxi_assets.warehouse.postgres import PostgresWarehouse
+        from taxi_assets.storage.warehouse.postgres import PostgresWarehouse
 
         return PostgresWarehouse.from_env(schema_name=settings.warehouse_schema)
     if settings.warehouse == "bigquery":
-        from taxi_assets.warehouse.bigquery import BigQueryWarehouse
+        from taxi_assets.storage.warehouse.bigquery import BigQueryWarehouse
 
         if not settings.bq_project:
             raise ValueError("TAXI_WAREHOUSE=bigquery needs TAXI_BQ_PROJECT (and TAXI_BQ_DATASET, TAXI_BQ_LOCATION)")
@@ -85,8 +85,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             description=f"One month of {service.title.lower()} trips from the TLC file to the marts.",
         )
         jobs.append(service_jobs[service.name])
-    # Schedules, publication sensors and the automation condition sensor (taxi_assets/automation.py),
-    # and the alerting sensors (taxi_assets/alerts.py).
+    # Schedules, publication sensors and the automation condition sensor (taxi_assets/defs/automation.py),
+    # and the alerting sensors (taxi_assets/defs/alerts.py).
     schedules, sensors = build_automation(SERVICES, service_jobs, service_partitions)
     return dg.Definitions(
         assets=assets,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from taxi_assets.download import DEADLINE_SECONDS, check_source_url
-from taxi_assets.services import SOURCE_FORMATS
+from taxi_assets.storage.http import DEADLINE_SECONDS, check_source_url
+from taxi_assets.tlc.services import SOURCE_FORMATS
 
 TLC_PARQUET_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
 #: The DataTalksClub zoomcamp's csv.gz mirror: one GitHub release per service.
@@ -34,7 +34,7 @@ class Settings:
     bq_project: str | None = None
     bq_dataset: str | None = None
     bq_location: str = "US"
-    #: auto | partition_load | merge (see taxi_assets.warehouse.bigquery)
+    #: auto | partition_load | merge (see taxi_assets.storage.warehouse.bigquery)
     bq_replace_mode: str = "auto"
     #: Whether TAXI_GCP_KEYFILE is set: resources then read it through dg.EnvVar (the path
     #: itself is never kept here).

@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 
 from taxi_assets.definitions import build_definitions, service_job_name
-from taxi_assets.generator import build_mirror
-from taxi_assets.mirror import MirrorServer
+from devtools.generator import build_mirror
+from devtools.mirror import MirrorServer
 from taxi_assets.settings import Settings
 
 pytest_plugins = ["taxi_assets_tests.postgres_server", "taxi_assets_tests.emulators"]

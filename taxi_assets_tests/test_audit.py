@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.audit import AUDIT_RULES, AuditPolicy, MonthProfile, audit_month, parse_failure
+from taxi_assets.tlc.audit import AUDIT_RULES, AuditPolicy, MonthProfile, audit_month, parse_failure
 
 
 def profile(read: int, kept: int, rejected: int | None = None, **values: int) -> MonthProfile:

@@ -15,17 +15,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from taxi_assets.alerts import AlertWebhook, asset_check_alert_sensor, check_failure_alerts, run_failure_alert_sensor
-from taxi_assets.automation import (
+from taxi_assets.defs.alerts import AlertWebhook, asset_check_alert_sensor, check_failure_alerts, run_failure_alert_sensor
+from taxi_assets.defs.automation import (
     MAX_PROBES_PER_TICK,
     PUBLICATION_LAG_MONTHS,
     build_publication_sensor,
     months_back,
 )
 from taxi_assets.definitions import build_definitions, service_job_name
-from taxi_assets.mirror import MirrorServer
-from taxi_assets.resources import TlcSource
-from taxi_assets.services import YELLOW, parse_month
+from devtools.mirror import MirrorServer
+from taxi_assets.defs.resources import TlcSource
+from taxi_assets.tlc.services import YELLOW, parse_month
 from taxi_assets.settings import Settings
 
 from .conftest import Pipeline

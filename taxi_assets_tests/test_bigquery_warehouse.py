@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.marts import ZONES_TABLE, daily_zone_mart_sql, mart_table, trips_table
-from taxi_assets.services import SOURCE_MONTH, YELLOW
+from taxi_assets.tlc.marts import ZONES_TABLE, daily_zone_mart_sql, mart_table, trips_table
+from taxi_assets.tlc.services import SOURCE_MONTH, YELLOW
 from taxi_assets.settings import Settings
-from taxi_assets.warehouse.base import TableSource, WarehouseError
-from taxi_assets.warehouse.bigquery import BigQueryWarehouse
-from taxi_assets.warehouse.duckdb import DuckDBWarehouse
+from taxi_assets.storage.warehouse.base import TableSource, WarehouseError
+from taxi_assets.storage.warehouse.bigquery import BigQueryWarehouse
+from taxi_assets.storage.warehouse.duckdb import DuckDBWarehouse
 
 JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 TRIPS = trips_table(YELLOW)
@@ -143,7 +143,7 @@ def test_loads_straight_from_gcs(warehouse: BigQueryWarehouse, gcs_emulator):
     """With the lake on GCS the load job names the gs:// object; no row goes through Python."""
     import pyarrow.fs as pafs
 
-    from taxi_assets import gcp
+    from taxi_assets.storage import gcp
 
     bucket = gcs_emulator.new_bucket()
     fs, _ = gcp.gcs_filesystem()

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from taxi_assets.io_managers import LakeFile, WarehouseTable
-from taxi_assets.cleaning import rule_names_for
-from taxi_assets.services import YELLOW, parse_month
+from taxi_assets.defs.io_managers import LakeFile, WarehouseTable
+from taxi_assets.tlc.cleaning import rule_names_for
+from taxi_assets.tlc.services import YELLOW, parse_month
 
 from .conftest import Pipeline
 

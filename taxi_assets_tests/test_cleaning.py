@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.cleaning import REJECT_RULE, REJECTS_SCHEMA, RULES, Cleaner, describe_rules, rule_names_for
-from taxi_assets.raw_reader import iter_canonical_batches
-from taxi_assets.services import FHV, FHVHV, GREEN, SERVICES, YELLOW, Service
+from taxi_assets.tlc.cleaning import REJECT_RULE, REJECTS_SCHEMA, RULES, Cleaner, describe_rules, rule_names_for
+from taxi_assets.tlc.raw_reader import iter_canonical_batches
+from taxi_assets.tlc.services import FHV, FHVHV, GREEN, SERVICES, YELLOW, Service
 
 try:
     from taxi_assets_tests.samples import sample, valid_location_ids

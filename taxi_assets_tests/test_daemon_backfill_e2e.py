@@ -31,9 +31,9 @@ import pytest
 import requests
 import yaml
 
-from taxi_assets.generator import build_mirror
-from taxi_assets.mirror import MirrorServer
-from taxi_assets.services import parse_month
+from devtools.generator import build_mirror
+from devtools.mirror import MirrorServer
+from taxi_assets.tlc.services import parse_month
 from taxi_assets_tests import conftest
 from taxi_assets_tests.postgres_server import create_database, drop_database
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from taxi_assets import demo
+from devtools import demo
 
 
 def summary_lines(output: str) -> list[str]:

@@ -271,7 +271,7 @@ def test_pools_named_in_the_code_are_the_ones_configured(compose):
 
 def test_postgres_runs_with_the_warehouse_server_settings(compose):
     """Compose starts Postgres with the settings the bench measures (and the docs explain)."""
-    from taxi_assets.warehouse.postgres import SERVER_SETTINGS
+    from taxi_assets.storage.warehouse.postgres import SERVER_SETTINGS
 
     command = compose["services"]["postgres"]["command"]
     assert command[0] == "postgres"

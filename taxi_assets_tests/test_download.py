@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.download import (
+from taxi_assets.storage.http import (
     DownloadError,
     InvalidSourceFile,
     SourceNotPublished,
@@ -22,7 +22,7 @@ from taxi_assets.download import (
     probe,
     validate_local_file,
 )
-from taxi_assets.mirror import Body, Delay, MirrorServer, Status, Truncate
+from devtools.mirror import Body, Delay, MirrorServer, Status, Truncate
 
 PARQUET = "/trip-data/yellow_tripdata_2024-01.parquet"
 CSV_GZ = "/trip-data/green_tripdata_2019-01.csv.gz"
@@ -301,7 +301,7 @@ def test_probe_retries_5xx_then_raises(server: MirrorServer) -> None:
 
 
 def test_token_without_etag_uses_last_modified_and_length() -> None:
-    from taxi_assets.download import SourceVersion
+    from taxi_assets.storage.http import SourceVersion
 
     version = SourceVersion("u", None, "Mon, 01 Jan 2024 00:00:00 GMT", 42)
     assert version.token == "Mon, 01 Jan 2024 00:00:00 GMT|42"
@@ -431,7 +431,7 @@ def test_a_trickling_server_meets_the_whole_transfer_deadline(tmp_path):
     """1 KiB every 0.2 s never trips the 5 s read timeout; the 2 s deadline ends it, unretried."""
     import time
 
-    from taxi_assets.download import DeadlineExceeded
+    from taxi_assets.storage.http import DeadlineExceeded
 
     with _Trickle(every=0.2) as base:
         started = time.monotonic()

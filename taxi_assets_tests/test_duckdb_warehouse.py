@@ -13,8 +13,8 @@ import textwrap
 import pyarrow as pa
 import pytest
 
-from taxi_assets.warehouse import DuckDBWarehouse, TableSource
-from taxi_assets.warehouse.base import WarehouseError
+from taxi_assets.storage.warehouse import DuckDBWarehouse, TableSource
+from taxi_assets.storage.warehouse.base import WarehouseError
 
 JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 
@@ -72,7 +72,7 @@ SLOW_LOAD = textwrap.dedent(
     """
     import datetime as dt, sys, time
     import pyarrow as pa
-    from taxi_assets.warehouse import DuckDBWarehouse, TableSource
+    from taxi_assets.storage.warehouse import DuckDBWarehouse, TableSource
     month = dt.date(2024, 1, 1)
     schema = pa.schema([("trip", pa.int64()), ("pickup_datetime", pa.timestamp("us")), ("fare", pa.float64()), ("source_month", pa.date32())])
     def batches():

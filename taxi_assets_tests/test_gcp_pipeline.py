@@ -14,14 +14,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from taxi_assets.generator import build_mirror
-from taxi_assets.marts import mart_table, trips_table
-from taxi_assets.mirror import MirrorServer
-from taxi_assets.services import get_service, parse_month
+from devtools.generator import build_mirror
+from taxi_assets.tlc.marts import mart_table, trips_table
+from devtools.mirror import MirrorServer
+from taxi_assets.tlc.services import get_service, parse_month
 
 from .conftest import Pipeline, make_pipeline
 
-#: The demo's services and months (taxi_assets/demo.py: yellow and green, 2023-01..2023-03).
+#: The demo's services and months (devtools/demo.py: yellow and green, 2023-01..2023-03).
 DEMO = [("yellow", "2023-01"), ("yellow", "2023-02"), ("yellow", "2023-03"), ("green", "2023-01"), ("green", "2023-02"), ("green", "2023-03")]
 ROWS = 1_500
 VERSION = re.compile(r"_\d{8}T\d+Z-[0-9a-f]{8}-")

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets import lake as lake_module
-from taxi_assets.lake import Lake, Manifest
-from taxi_assets.resources import LakeResource
+from taxi_assets.storage import lake as lake_module
+from taxi_assets.storage.lake import Lake, Manifest
+from taxi_assets.defs.resources import LakeResource
 
 SCHEMA = pa.schema([("trip", pa.int64()), ("pickup_date", pa.date32())])
 DATASET = "trips/yellow"
@@ -133,7 +133,7 @@ KILLED_PUBLISH = textwrap.dedent(
     """
     import datetime as dt, os, signal, sys
     import pyarrow as pa
-    from taxi_assets.lake import Lake
+    from taxi_assets.storage.lake import Lake
     schema = pa.schema([("trip", pa.int64()), ("pickup_date", pa.date32())])
     uploads = 0
     original = Lake.put_file

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets import generator as gen
+from devtools import generator as gen
 
 F64, I64, I32, STR, NULL = pa.float64(), pa.int64(), pa.int32(), pa.string(), pa.null()
 TS = pa.timestamp("us")
@@ -382,8 +382,8 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_fhv_2018_csv_carries_the_base_in_the_first_of_its_two_columns(tmp_path):
     """As the TLC published it: Dispatching_base_number filled, Dispatching_base_num empty; read
     back, every row keeps its base."""
-    from taxi_assets.raw_reader import iter_canonical_batches
-    from taxi_assets.services import FHV, parse_month
+    from taxi_assets.tlc.raw_reader import iter_canonical_batches
+    from taxi_assets.tlc.services import FHV, parse_month
 
     path = tmp_path / "fhv_tripdata_2018-05.csv.gz"
     gen.generate_month("fhv", "2018-05", "csv.gz", 2_000, path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from taxi_assets.mirror import Body, Delay, MirrorServer, Status, Truncate
+from devtools.mirror import Body, Delay, MirrorServer, Status, Truncate
 
 PATH = "/trip-data/yellow_tripdata_2024-01.parquet"
 
@@ -150,7 +150,7 @@ def test_start_stop_without_context_manager(root: Path) -> None:
 
 def test_command_line_serves_until_interrupted(root: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "taxi_assets.mirror", str(root), "--port", "0"],
+        [sys.executable, "-m", "devtools.mirror", str(root), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -172,8 +172,8 @@ def test_any_published_month_is_made_on_request_the_same_each_time(tmp_path: Pat
 
     import pyarrow.parquet as pq
 
-    from taxi_assets.generator import MonthsOnRequest, build_mirror
-    from taxi_assets.services import YELLOW
+    from devtools.generator import MonthsOnRequest, build_mirror
+    from taxi_assets.tlc.services import YELLOW
 
     root = tmp_path / "mirror"
     made = MonthsOnRequest(root, rows=3_000, today=dt.date(2024, 6, 15))
@@ -211,9 +211,9 @@ def test_any_published_month_is_made_on_request_the_same_each_time(tmp_path: Pat
 
 
 def test_mirror_command_generates_on_request(tmp_path: Path) -> None:
-    """`python -m taxi_assets.mirror ROOT --generate` (what make dev-offline starts) serves a month it never had."""
+    """`python -m devtools.mirror ROOT --generate` (what make dev-offline starts) serves a month it never had."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "taxi_assets.mirror", str(tmp_path / "new-root"), "--generate", "--rows", "500", "--port", "0",
+        [sys.executable, "-m", "devtools.mirror", str(tmp_path / "new-root"), "--generate", "--rows", "500", "--port", "0",
          "--missing-status", "403"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -235,7 +235,7 @@ def test_makefile_dev_offline_points_the_ui_at_the_generating_mirror() -> None:
     repo = Path(__file__).resolve().parents[1]
     script = subprocess.run(["make", "-n", "-s", "dev-offline", "MIRROR_PORT=9911", "DATA_DIR=/tmp/d"], cwd=repo,
                             capture_output=True, text=True, check=True).stdout
-    assert "-m taxi_assets.mirror /tmp/d/mirror/parquet --generate --missing-status 403 --port 9911" in script
+    assert "-m devtools.mirror /tmp/d/mirror/parquet --generate --missing-status 403 --port 9911" in script
     assert "TAXI_SOURCE_URL=http://127.0.0.1:9911/trip-data" in script
     assert "TAXI_ZONES_URL=http://127.0.0.1:9911/misc/taxi_zone_lookup.csv" in script
     assert "/tmp/d/lake" in script and "/tmp/d/warehouse.duckdb" in script and "dagster dev" in script
@@ -246,7 +246,7 @@ def test_a_month_nobody_built_lands_through_the_generating_mirror(tmp_path: Path
     audited and loaded like any TLC month."""
     import dagster as dg
 
-    from taxi_assets.generator import MonthsOnRequest
+    from devtools.generator import MonthsOnRequest
 
     from .conftest import make_pipeline
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.normalize import (
+from taxi_assets.tlc.normalize import (
     KNOWN_IGNORED,
     SECONDARY_ALIASES,
     SchemaError,
@@ -25,8 +25,8 @@ from taxi_assets.normalize import (
     csv_read_options,
     plan_normalization,
 )
-from taxi_assets.raw_reader import RawFileError, count_raw_rows, iter_canonical_batches
-from taxi_assets.services import FHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW, next_month, parse_month
+from taxi_assets.tlc.raw_reader import RawFileError, count_raw_rows, iter_canonical_batches
+from taxi_assets.tlc.services import FHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW, next_month, parse_month
 
 try:
     from taxi_assets_tests.samples import head_lines, sample, samples_path, write_csv_gz

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.overlapped_writes import OverlappedWrites
+from taxi_assets.storage.overlapped_writes import OverlappedWrites
 
 
 def test_batches_land_in_order_in_every_file(tmp_path):

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
-from taxi_assets.warehouse.pg_copy import (
+from taxi_assets.storage.warehouse.pg_copy import (
     PGCOPY_HEADER,
     PGCOPY_TRAILER,
     BinaryCopyEncoder,

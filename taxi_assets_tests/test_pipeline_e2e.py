@@ -12,8 +12,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.mirror import Status
-from taxi_assets.services import SERVICES, get_service, parse_month
+from devtools.mirror import Status
+from taxi_assets.tlc.services import SERVICES, get_service, parse_month
 
 from .conftest import MIRROR_MONTHS, Pipeline
 
@@ -209,7 +209,7 @@ def test_an_unreachable_source_says_where_to_look(tmp_path, mirror, monkeypatch)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]  # closed again when the block ends: a refused connection
-    monkeypatch.setattr("taxi_assets.download.MAX_BACKOFF_SECONDS", 0.01)  # the five attempts, without their waits
+    monkeypatch.setattr("taxi_assets.storage.http.MAX_BACKOFF_SECONDS", 0.01)  # the five attempts, without their waits
     with dg.instance_for_test() as instance:
         pipeline = make_pipeline(tmp_path, mirror, instance, TAXI_SOURCE_URL=f"http://127.0.0.1:{dead}/trip-data")
         assert pipeline.run("zones").success

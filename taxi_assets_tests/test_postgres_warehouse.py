@@ -23,13 +23,13 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
-from taxi_assets.io_managers import WarehouseIOManager, WarehouseTable
-from taxi_assets.marts import ZONES_TABLE, daily_zone_mart_sql, mart_table, trips_table
-from taxi_assets.services import FHV, FHVHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW, Service, next_month
-from taxi_assets.warehouse import DuckDBWarehouse, TableSource
-from taxi_assets.warehouse.base import WarehouseError
-from taxi_assets.warehouse.postgres import PostgresWarehouse
-from taxi_assets.zones import ZONES_SCHEMA
+from taxi_assets.defs.io_managers import WarehouseIOManager, WarehouseTable
+from taxi_assets.tlc.marts import ZONES_TABLE, daily_zone_mart_sql, mart_table, trips_table
+from taxi_assets.tlc.services import FHV, FHVHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW, Service, next_month
+from taxi_assets.storage.warehouse import DuckDBWarehouse, TableSource
+from taxi_assets.storage.warehouse.base import WarehouseError
+from taxi_assets.storage.warehouse.postgres import PostgresWarehouse
+from taxi_assets.tlc.zones import ZONES_SCHEMA
 
 JAN, FEB, MAR = dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)
 SCHEMA = pa.schema([("trip", pa.int64()), ("pickup_datetime", TS), ("fare", pa.float64()), (SOURCE_MONTH, pa.date32())])
@@ -123,7 +123,7 @@ def test_the_swap_attaches_without_scanning_the_new_month(wh, monkeypatch, caplo
     wh.replace_month("t", JAN, month_rows(JAN, [1]))
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE INDEX t_fare_trip_idx ON {} (fare, trip DESC)").format(sql.Identifier(pg_schema, "t")))
-    with caplog.at_level(logging.DEBUG, logger="taxi_assets.warehouse.postgres"):
+    with caplog.at_level(logging.DEBUG, logger="taxi_assets.storage.warehouse.postgres"):
         wh.replace_month("t", JAN, month_rows(JAN, [2, 3]))
     messages = [r.getMessage() for r in caplog.records]
     assert any("is implied by existing constraints" in m for m in messages), messages
@@ -238,8 +238,8 @@ KILLED_LOAD = textwrap.dedent(
     """
     import datetime as dt, sys, time
     import numpy as np, pyarrow as pa
-    from taxi_assets.warehouse.base import TableSource
-    from taxi_assets.warehouse.postgres import PostgresWarehouse
+    from taxi_assets.storage.warehouse.base import TableSource
+    from taxi_assets.storage.warehouse.postgres import PostgresWarehouse
     month = dt.date(2024, 1, 1)
     schema = pa.schema([("trip", pa.int64()), ("pickup_datetime", pa.timestamp("us")), ("fare", pa.float64()), ("source_month", pa.date32())])
     def batches():

@@ -12,9 +12,9 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.generator import build_mirror
-from taxi_assets.mirror import MirrorServer
-from taxi_assets.services import parse_month
+from devtools.generator import build_mirror
+from devtools.mirror import MirrorServer
+from taxi_assets.tlc.services import parse_month
 
 from .conftest import make_pipeline
 

@@ -10,8 +10,8 @@ import pytest
 from dagster._serdes import serialize_value
 from dagster._utils.error import serializable_error_info_from_exc_info
 
-from taxi_assets.alerts import AlertDeliveryError, AlertWebhook, run_failure_alert
-from taxi_assets.redaction import redact
+from taxi_assets.defs.alerts import AlertDeliveryError, AlertWebhook, run_failure_alert
+from taxi_assets.storage.redaction import redact
 
 from .conftest import make_pipeline
 
@@ -96,7 +96,7 @@ def receiver_404():
 
 
 def _alert():
-    from taxi_assets.alerts import Alert
+    from taxi_assets.defs.alerts import Alert
 
     return Alert(kind="run failed", run_id="r" * 32, job="yellow_monthly", assets=[], partition=None, error="boom", title="t")
 

@@ -7,7 +7,7 @@ import pytest
 
 from taxi_assets.definitions import build_definitions
 from taxi_assets.settings import ZOOMCAMP_REDIRECT_HOSTS, Settings
-from taxi_assets.warehouse.base import validate_identifier
+from taxi_assets.storage.warehouse.base import validate_identifier
 
 
 @pytest.mark.parametrize("name", ["ny_taxi\n", "ny taxi", "ny;taxi", "1taxi", "", "x" * 64, "ny_taxi\r\n"])

@@ -20,11 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.alerts import run_failure_alert
-from taxi_assets.assets.ingest import AUDIT_CHECK
-from taxi_assets.generator import build_mirror
-from taxi_assets.mirror import Body
-from taxi_assets.services import parse_month
+from taxi_assets.defs.alerts import run_failure_alert
+from taxi_assets.defs.assets.ingest import AUDIT_CHECK
+from devtools.generator import build_mirror
+from devtools.mirror import Body
+from taxi_assets.tlc.services import parse_month
 
 from .conftest import Pipeline, make_pipeline
 from .test_pipeline_e2e import table_checksum
@@ -136,7 +136,7 @@ def test_bad_republication_leaves_every_store_unchanged(landed: Pipeline, mirror
 
 
 def test_a_run_that_dies_during_the_audit_changes_nothing(landed: Pipeline, mirror, good, monkeypatch):
-    from taxi_assets.assets import ingest
+    from taxi_assets.defs.assets import ingest
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt("killed during the audit")
@@ -218,7 +218,7 @@ def test_first_load_far_below_its_neighbours_is_held_back(tmp_path, mirror, good
 def test_a_run_that_dies_while_publishing_leaves_whole_files(landed: Pipeline, mirror, good, monkeypatch):
     """The process dies after the raw file was renamed in, before the cleaned file: each stored
     object is one whole version (the new raw file, the old cleaned month), never a partial file."""
-    from taxi_assets.lake import Lake
+    from taxi_assets.storage.lake import Lake
 
     before = snapshot(landed)
     grown = pa.concat_tables([good, good.slice(0, 40)])

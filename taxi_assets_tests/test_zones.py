@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.csv as pacsv
 import pytest
 
-from taxi_assets.zones import ZONES_SCHEMA, ZoneLookupError, read_zone_lookup
+from taxi_assets.tlc.zones import ZONES_SCHEMA, ZoneLookupError, read_zone_lookup
 
 from .samples import samples_dir
 
@@ -35,7 +35,7 @@ def test_unquoted_na_stays_a_name(tmp_path):
 
 
 def test_generated_lookup_has_the_same_shape(tmp_path):
-    from taxi_assets.generator import generate_zone_lookup
+    from devtools.generator import generate_zone_lookup
 
     path = tmp_path / "taxi_zone_lookup.csv"
     generate_zone_lookup(path)

@@ -4,10 +4,10 @@
 import dagster as dg
 import pyarrow as pa
 
-from taxi_assets.io_managers import LakeFile, StagedFile
-from taxi_assets.metadata import source_metadata, table_metadata
-from taxi_assets.resources import LakeResource, TlcSource
-from taxi_assets.zones import read_zone_lookup
+from taxi_assets.defs.io_managers import LakeFile, StagedFile
+from taxi_assets.defs.metadata import source_metadata, table_metadata
+from taxi_assets.defs.resources import LakeResource, TlcSource
+from taxi_assets.tlc.zones import read_zone_lookup
 
 ZONES_GROUP = "zones"
 

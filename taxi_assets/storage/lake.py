@@ -7,7 +7,7 @@ a manifest: the files go in under a fresh version, the manifest naming them is w
 atomic object), and only then are older versions removed. Readers that go through the manifest
 only ever see complete months.
 
-On GCS (`gs://bucket/prefix`, see `taxi_assets.gcp` for credentials and the emulator) the
+On GCS (`gs://bucket/prefix`, see `taxi_assets.storage.gcp` for credentials and the emulator) the
 manifest is written with a generation precondition (`ifGenerationMatch`): a publisher replaces
 exactly the manifest it read, or none at all, so an older run can never overwrite a newer one's
 manifest, even without the local file lock.
@@ -35,8 +35,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from taxi_assets import gcp
-from taxi_assets.overlapped_writes import OverlappedWrites
+from taxi_assets.storage import gcp
+from taxi_assets.storage.overlapped_writes import OverlappedWrites
 
 #: zstd level 1: a tenth larger than level 3 and a third faster to write (the lake is written
 #: twice a month per service; reads decompress at the same speed).
@@ -150,7 +150,7 @@ class Lake:
     def __init__(self, uri: str, filesystem: pafs.FileSystem | None = None, gcp_keyfile: str | None = None):
         self.uri = uri.rstrip("/")
         self.scheme = self.uri.split("://", 1)[0] if "://" in self.uri else "file"
-        self._gcp_keyfile = gcp_keyfile  # a path, never logged; see taxi_assets.gcp
+        self._gcp_keyfile = gcp_keyfile  # a path, never logged; see taxi_assets.storage.gcp
         self._fs_expires: dt.datetime | None = None
         self._storage_client = None
         if filesystem is not None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
-from taxi_assets.download import DEADLINE_SECONDS, DownloadError, DownloadResult, download_file
-from taxi_assets.lake import Lake
-from taxi_assets.services import SOURCE_FORMATS, Service
+from taxi_assets.storage.http import DEADLINE_SECONDS, DownloadError, DownloadResult, download_file
+from taxi_assets.storage.lake import Lake
+from taxi_assets.tlc.services import SOURCE_FORMATS, Service
 from taxi_assets.settings import TLC_PARQUET_URL, TLC_ZONES_URL
 
 

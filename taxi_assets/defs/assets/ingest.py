@@ -2,7 +2,7 @@
 
 The raw file, the cleaned trips and the rejected rows of a month are one step: the new version is
 written to staging beside the stored one, profiled while it is cleaned, and audited against the
-stored version (`taxi_assets.audit`). Only a version that passes reaches the lake (each file renamed
+stored version (`taxi_assets.tlc.audit`). Only a version that passes reaches the lake (each file renamed
 into place); one that fails is kept under `_held/` in the lake with its audit, the stored month stays
 exactly as it was, and the run fails naming service, month, file and every failed rule. The audit's
 verdict is the `audit` check of each month's `trips_cleaned`.
@@ -18,17 +18,17 @@ import dagster as dg
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from taxi_assets.audit import AUDIT_RULES, AuditPolicy, AuditReport, MonthProfile, audit_month, describe_failures, parse_failure
-from taxi_assets.automation import ONE_MONTH_PER_RUN
-from taxi_assets.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
-from taxi_assets.io_managers import LakeFile, StagedFile
-from taxi_assets.lake import PARQUET_WRITE_OPTIONS, Lake, new_version
-from taxi_assets.metadata import column_schema, rejects_markdown, source_metadata, table_metadata
-from taxi_assets.overlapped_writes import OverlappedWrites
-from taxi_assets.raw_reader import RawFileError, iter_canonical_batches, raw_preview
-from taxi_assets.resources import LakeResource, TlcSource
-from taxi_assets.services import Service, month_label, next_month, parse_month, previous_month
-from taxi_assets.zones import read_zone_lookup
+from taxi_assets.tlc.audit import AUDIT_RULES, AuditPolicy, AuditReport, MonthProfile, audit_month, describe_failures, parse_failure
+from taxi_assets.defs.automation import ONE_MONTH_PER_RUN
+from taxi_assets.tlc.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
+from taxi_assets.defs.io_managers import LakeFile, StagedFile
+from taxi_assets.storage.lake import PARQUET_WRITE_OPTIONS, Lake, new_version
+from taxi_assets.defs.metadata import column_schema, rejects_markdown, source_metadata, table_metadata
+from taxi_assets.storage.overlapped_writes import OverlappedWrites
+from taxi_assets.tlc.raw_reader import RawFileError, iter_canonical_batches, raw_preview
+from taxi_assets.defs.resources import LakeResource, TlcSource
+from taxi_assets.tlc.services import Service, month_label, next_month, parse_month, previous_month
+from taxi_assets.tlc.zones import read_zone_lookup
 
 ZONE_LOOKUP_KEY = dg.AssetKey("taxi_zone_lookup")
 AUDIT_CHECK = "audit"

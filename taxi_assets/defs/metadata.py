@@ -6,8 +6,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taxi_assets.columns import describe_column
-from taxi_assets.normalize import canonical_name
+from taxi_assets.tlc.columns import describe_column
+from taxi_assets.tlc.normalize import canonical_name
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:

@@ -19,12 +19,12 @@ from pathlib import Path
 import dagster as dg
 
 from taxi_assets.definitions import build_definitions, service_job_name
-from taxi_assets.generator import DEFAULT_ROWS, build_mirror, month_range
-from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, mart_table, trips_table
-from taxi_assets.mirror import MirrorServer
-from taxi_assets.services import SOURCE_MONTH, get_service, parse_month
+from devtools.generator import DEFAULT_ROWS, build_mirror, month_range
+from taxi_assets.tlc.marts import REJECTS_SUMMARY_SUFFIX, mart_table, trips_table
+from devtools.mirror import MirrorServer
+from taxi_assets.tlc.services import SOURCE_MONTH, get_service, parse_month
 from taxi_assets.settings import Settings
-from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
+from taxi_assets.storage.warehouse.base import WarehouseResource, sql_date_literal
 
 #: The port `make dev-offline` serves its mirror on (Makefile MIRROR_PORT).
 DEV_OFFLINE_MIRROR_PORT = 8765

@@ -30,9 +30,9 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from taxi_assets.download import DownloadError, SourceVersion, make_session, probe
-from taxi_assets.resources import TlcSource
-from taxi_assets.services import Service, month_label, parse_month
+from taxi_assets.storage.http import DownloadError, SourceVersion, make_session, probe
+from taxi_assets.defs.resources import TlcSource
+from taxi_assets.tlc.services import Service, month_label, parse_month
 
 #: The TLC publishes a month about two months after it ends.
 PUBLICATION_LAG_MONTHS = 2

@@ -4,13 +4,13 @@ and the warehouse and the mart hold exactly the lake's rows."""
 
 import dagster as dg
 
-from taxi_assets.assets.ingest import asset_key
-from taxi_assets.assets.trips import month_bounds
-from taxi_assets.io_managers import LakeFile, WarehouseTable
-from taxi_assets.marts import mart_table, trips_table
-from taxi_assets.raw_reader import count_raw_rows
-from taxi_assets.services import SOURCE_MONTH, Service, month_label, parse_month
-from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
+from taxi_assets.defs.assets.ingest import asset_key
+from taxi_assets.defs.assets.trips import month_bounds
+from taxi_assets.defs.io_managers import LakeFile, WarehouseTable
+from taxi_assets.tlc.marts import mart_table, trips_table
+from taxi_assets.tlc.raw_reader import count_raw_rows
+from taxi_assets.tlc.services import SOURCE_MONTH, Service, month_label, parse_month
+from taxi_assets.storage.warehouse.base import WarehouseResource, sql_date_literal
 
 
 def _key_columns(service: Service) -> list[str]:

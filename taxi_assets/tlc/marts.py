@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from taxi_assets.services import SOURCE_MONTH, Service
-from taxi_assets.warehouse.base import WarehouseResource, sql_date_literal
+from taxi_assets.tlc.services import SOURCE_MONTH, Service
+from taxi_assets.storage.warehouse.base import WarehouseResource, sql_date_literal
 
 
 def trips_table(service: Service) -> str:

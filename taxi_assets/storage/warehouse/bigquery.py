@@ -2,7 +2,7 @@
 
 Tables
     Created by us with an explicit schema mapped from the canonical Arrow schema: column names
-    exactly as in `taxi_assets.services` (never uppercased), `timestamp` without time zone ->
+    exactly as in `taxi_assets.tlc.services` (never uppercased), `timestamp` without time zone ->
     DATETIME (TLC times are New York wall-clock times), `date32` -> DATE, integers -> INT64.
     Every table that carries `source_month` is natively partitioned on it, MONTH granularity,
     and clustered on `pickup_location_id, dropoff_location_id` where it has them.
@@ -47,9 +47,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
-from taxi_assets import gcp
-from taxi_assets.services import SOURCE_MONTH
-from taxi_assets.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, sql_date_literal
+from taxi_assets.storage import gcp
+from taxi_assets.tlc.services import SOURCE_MONTH
+from taxi_assets.storage.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, sql_date_literal
 
 #: BigQuery dataset ids: letters, digits, underscores, at most 1024 characters.
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}\Z")

@@ -11,14 +11,14 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taxi_assets.assets.ingest import asset_key, build_ingest
-from taxi_assets.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
-from taxi_assets.cleaning import REJECT_RULE
-from taxi_assets.io_managers import DatePartitionedMonth, LakeFile, LakeMonthDataset
-from taxi_assets.marts import REJECTS_SUMMARY_SUFFIX, trips_table
-from taxi_assets.metadata import column_schema
-from taxi_assets.services import SOURCE_MONTH, Service, next_month, parse_month
-from taxi_assets.warehouse.base import TableSource
+from taxi_assets.defs.assets.ingest import asset_key, build_ingest
+from taxi_assets.defs.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
+from taxi_assets.tlc.cleaning import REJECT_RULE
+from taxi_assets.defs.io_managers import DatePartitionedMonth, LakeFile, LakeMonthDataset
+from taxi_assets.tlc.marts import REJECTS_SUMMARY_SUFFIX, trips_table
+from taxi_assets.defs.metadata import column_schema
+from taxi_assets.tlc.services import SOURCE_MONTH, Service, next_month, parse_month
+from taxi_assets.storage.warehouse.base import TableSource
 
 
 def monthly_partitions(service: Service) -> dg.MonthlyPartitionsDefinition:

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from taxi_assets.lake import Lake
-from taxi_assets.metadata import parquet_metadata
-from taxi_assets.resources import LakeResource
-from taxi_assets.services import month_label, parse_month
-from taxi_assets.warehouse.base import TableSource, WarehouseResource
+from taxi_assets.storage.lake import Lake
+from taxi_assets.defs.metadata import parquet_metadata
+from taxi_assets.defs.resources import LakeResource
+from taxi_assets.tlc.services import month_label, parse_month
+from taxi_assets.storage.warehouse.base import TableSource, WarehouseResource
 
 BATCH_ROWS = 256 * 1024
 

@@ -6,8 +6,8 @@ Why: the pipeline and its tests must run without the internet, yet still go thro
 code that runs in production, and `inject()` reproduces the failures seen there (5xx, 403 for
 missing objects, truncated bodies, slow answers, HTML error pages) on demand.
 
-    python -m taxi_assets.mirror ROOT --port 8765              # serves ROOT until Ctrl-C
-    python -m taxi_assets.mirror ROOT --port 8765 --generate   # and makes any month on request (make dev-offline)
+    python -m devtools.mirror ROOT --port 8765              # serves ROOT until Ctrl-C
+    python -m devtools.mirror ROOT --port 8765 --generate   # and makes any month on request (make dev-offline)
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m taxi_assets.mirror", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.mirror", description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="folder to serve, e.g. one holding trip-data/*.parquet")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
     if args.generate:
-        from taxi_assets.generator import MonthsOnRequest
+        from devtools.generator import MonthsOnRequest
 
         args.root.mkdir(parents=True, exist_ok=True)
         on_missing = MonthsOnRequest(args.root, rows=args.rows)

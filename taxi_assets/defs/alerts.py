@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import dagster as dg
 import requests
 
-from taxi_assets.automation import default_status
+from taxi_assets.defs.automation import default_status
 
 WEBHOOK_ENV = "TAXI_ALERT_WEBHOOK_URL"
 #: Optional: the webserver's address, so a message links to the run (e.g. http://127.0.0.1:3000).

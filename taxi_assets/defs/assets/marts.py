@@ -3,12 +3,12 @@
 
 import dagster as dg
 
-from taxi_assets.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
-from taxi_assets.assets.ingest import asset_key
-from taxi_assets.assets.trips import monthly_partitions
-from taxi_assets.marts import bar_chart_markdown, daily_zone_mart_sql, mart_table, trips_per_day_sql
-from taxi_assets.services import Service, parse_month
-from taxi_assets.warehouse.base import WarehouseResource
+from taxi_assets.defs.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
+from taxi_assets.defs.assets.ingest import asset_key
+from taxi_assets.defs.assets.trips import monthly_partitions
+from taxi_assets.tlc.marts import bar_chart_markdown, daily_zone_mart_sql, mart_table, trips_per_day_sql
+from taxi_assets.tlc.services import Service, parse_month
+from taxi_assets.storage.warehouse.base import WarehouseResource
 
 
 def build_mart_assets(service: Service) -> list[dg.AssetsDefinition]:

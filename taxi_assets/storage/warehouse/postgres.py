@@ -68,10 +68,10 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 from pydantic import Field
 
-from taxi_assets.redaction import redact
-from taxi_assets.services import SOURCE_MONTH, next_month
-from taxi_assets.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, validate_identifier
-from taxi_assets.warehouse.pg_copy import (
+from taxi_assets.storage.redaction import redact
+from taxi_assets.tlc.services import SOURCE_MONTH, next_month
+from taxi_assets.storage.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, validate_identifier
+from taxi_assets.storage.warehouse.pg_copy import (
     DEFAULT_CHUNK_ROWS,
     PG_TO_ARROW,
     CopyEncodeError,

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from taxi_assets.services import SOURCE_MONTH
+from taxi_assets.tlc.services import SOURCE_MONTH
 
 # \Z, not $: `$` also matches before a trailing newline, and "ny_taxi\n" would pass.
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
@@ -127,7 +127,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def table_metadata(self, table: str, month: dt.date | None = None) -> dict[str, object]:
         """Column schema and the first rows of a table (or of one month), for the UI."""
-        from taxi_assets.metadata import table_metadata
+        from taxi_assets.defs.metadata import table_metadata
 
         where = f" WHERE {SOURCE_MONTH} = {sql_date_literal(month)}" if month is not None else ""
         preview = self.query(f"SELECT * FROM {self.table_ref(table)}{where} LIMIT 10")

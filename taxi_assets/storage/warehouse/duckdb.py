@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from taxi_assets.services import SOURCE_MONTH
-from taxi_assets.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, sql_date_literal
+from taxi_assets.tlc.services import SOURCE_MONTH
+from taxi_assets.storage.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, sql_date_literal
 
 _DIALECT = Dialect(
     seconds_between=lambda start, end: f"date_diff('second', {start}, {end})",

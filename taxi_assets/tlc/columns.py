@@ -3,7 +3,7 @@ records) and for the columns we add: the catalog the UI shows beside each column
 
 from __future__ import annotations
 
-from taxi_assets.services import SOURCE_MONTH
+from taxi_assets.tlc.services import SOURCE_MONTH
 
 COLUMN_DESCRIPTIONS: dict[str, str] = {
     # identity and time

@@ -1,0 +1,1 @@
+"""The Dagster wiring: resources, IO managers, partitions, policies, assets, checks, jobs, automation."""
