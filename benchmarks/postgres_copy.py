@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from taxi_assets.tlc.services import SOURCE_MONTH, YELLOW, next_month
+from taxi_assets.tlc.services import SOURCE_MONTH, YELLOW
+from taxi_assets.tlc.months import next_month
 from taxi_assets.storage.warehouse.base import TableSource
 from taxi_assets.storage.warehouse.pg_copy import BinaryCopyEncoder, pg_type_for
 from taxi_assets.storage.warehouse.postgres import PostgresWarehouse

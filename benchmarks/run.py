@@ -240,7 +240,7 @@ def _scoped_job(defs, service: str, scope: str):
     """The service's monthly job, or (scope "ingest") the same month for the chain's assets only."""
     import dagster as dg
 
-    from taxi_assets.definitions import service_job_name
+    from taxi_assets.defs.jobs import service_job_name
 
     job = defs.resolve_job_def(service_job_name(service))
     if scope == "job":

@@ -18,13 +18,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from taxi_assets.definitions import build_definitions, service_job_name
-from devtools.generator import DEFAULT_ROWS, build_mirror, month_range
+from taxi_assets.definitions import build_definitions
+from taxi_assets.defs.jobs import service_job_name
+from devtools.generator import DEFAULT_ROWS, build_mirror
+from taxi_assets.tlc.months import month_range
 from taxi_assets.tlc.marts import REJECTS_SUMMARY_SUFFIX, mart_table, trips_table
 from devtools.mirror import MirrorServer
-from taxi_assets.tlc.services import SOURCE_MONTH, get_service, parse_month
+from taxi_assets.tlc.services import SOURCE_MONTH, get_service
+from taxi_assets.tlc.months import parse_month
 from taxi_assets.settings import Settings
-from taxi_assets.storage.warehouse.base import WarehouseResource, sql_date_literal
+from taxi_assets.storage.warehouse.base import Warehouse, sql_date_literal
 
 #: The port `make dev-offline` serves its mirror on (Makefile MIRROR_PORT).
 DEV_OFFLINE_MIRROR_PORT = 8765
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 for month in months:
                     run(defs, service_job_name(service.name), f"{month}-01", instance)
 
-    warehouse: WarehouseResource = defs.resources["warehouse"]
+    warehouse: Warehouse = defs.resources["warehouse"].backend
     print(f"3/3 done in {time.monotonic() - started:.1f} s\n")
     print_summary(warehouse, services, months)
     print(f"\nlake:      {Path(settings.lake_uri).resolve()}  (raw/, cleaned/, rejects/, trips/<service>/pickup_date=…)")
@@ -107,7 +110,7 @@ def run(defs: dg.Definitions, job_name: str, partition_key: str | None, instance
     print(f"   {label}: ok in {time.monotonic() - started:.1f} s{note}")
 
 
-def print_summary(warehouse: WarehouseResource, services: list, months: list[str]) -> None:
+def print_summary(warehouse: Warehouse, services: list, months: list[str]) -> None:
     header = f"{'service':8} {'month':7} {'read':>9} {'kept':>9} {'rejected':>9}  rejected by rule"
     print(header)
     print("-" * len(header))

@@ -11,14 +11,21 @@ from dataclasses import dataclass
 
 from taxi_assets.storage.http import DEADLINE_SECONDS, check_source_url
 from taxi_assets.tlc.services import SOURCE_FORMATS
+from taxi_assets.tlc.sources import TLC_PARQUET_URL, TLC_ZONES_URL, ZOOMCAMP_CSV_URL, ZOOMCAMP_REDIRECT_HOSTS
 
-TLC_PARQUET_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
-#: The DataTalksClub zoomcamp's csv.gz mirror: one GitHub release per service.
-ZOOMCAMP_CSV_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/{service}"
-TLC_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv"
-#: Where GitHub sends a release download: the zoomcamp mirror's files are served from there.
-ZOOMCAMP_REDIRECT_HOSTS = ("objects.githubusercontent.com", "release-assets.githubusercontent.com")
 WAREHOUSES = ("duckdb", "postgres", "bigquery")
+#: The Postgres warehouse's connection: a URL, and/or the pieces under their zoomcamp names.
+POSTGRES_URL_ENV = "TAXI_POSTGRES_URL"
+POSTGRES_PIECE_ENVS = {
+    "host": "POSTGRES_HOST",
+    "port": "POSTGRES_PORT",
+    "database": "POSTGRES_DB",
+    "user": "POSTGRES_USER",
+    "password": "POSTGRES_PASSWORD",
+}
+GCP_KEYFILE_ENV = "TAXI_GCP_KEYFILE"
+ALERT_WEBHOOK_ENV = "TAXI_ALERT_WEBHOOK_URL"
+AUTOMATION_STATUS_ENV = "TAXI_AUTOMATION_DEFAULT_STATUS"
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,17 @@ class Settings:
     redirect_hosts: tuple[str, ...] = ()
     #: The whole transfer of one file, retries included.
     download_deadline_seconds: float = DEADLINE_SECONDS
+    #: Which of the Postgres connection variables are set: resources read each through dg.EnvVar.
+    postgres_env: tuple[str, ...] = ()
+    #: Local stand-ins for GCS and BigQuery (fake-gcs-server, the BigQuery emulator).
+    storage_emulator_host: str | None = None
+    bigquery_emulator_host: str | None = None
+    #: Whether schedules and sensors start running (a deployment) or stopped (Dagster's default).
+    automation_running: bool = False
+    #: Whether TAXI_ALERT_WEBHOOK_URL is set (read through dg.EnvVar: the URL is a secret).
+    alert_webhook_set: bool = False
+    #: The UI's address, for links in alerts.
+    dagster_url: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,6 +85,15 @@ class Settings:
             raise ValueError(f"TAXI_DOWNLOAD_DEADLINE_SECONDS={deadline!r}: expected seconds") from None
         if deadline_seconds <= 0:
             raise ValueError(f"TAXI_DOWNLOAD_DEADLINE_SECONDS={deadline!r}: expected a positive number")
+        status = (env.get(AUTOMATION_STATUS_ENV) or "stopped").strip().lower()
+        if status not in ("running", "stopped"):
+            raise ValueError(f"{AUTOMATION_STATUS_ENV}={status!r}: expected 'running' or 'stopped'")
+        postgres_env = tuple(v for v in (POSTGRES_URL_ENV, *POSTGRES_PIECE_ENVS.values()) if env.get(v))
+        if warehouse == "postgres" and not postgres_env:
+            raise ValueError(
+                f"TAXI_WAREHOUSE=postgres needs {POSTGRES_URL_ENV} (postgresql://user:password@host:port/db) or "
+                f"{', '.join(POSTGRES_PIECE_ENVS.values())} in the environment"
+            )
         return cls(
             source_url=source_url,
             source_format=fmt,
@@ -79,7 +106,13 @@ class Settings:
             bq_dataset=env.get("TAXI_BQ_DATASET") or None,
             bq_location=env.get("TAXI_BQ_LOCATION") or "US",
             bq_replace_mode=env.get("TAXI_BQ_REPLACE_MODE") or "auto",
-            gcp_keyfile_set=bool(env.get("TAXI_GCP_KEYFILE")),
+            gcp_keyfile_set=bool(env.get(GCP_KEYFILE_ENV)),
             redirect_hosts=tuple(h.strip().lower() for h in hosts.split(",") if h.strip()),
             download_deadline_seconds=deadline_seconds,
+            postgres_env=postgres_env,
+            storage_emulator_host=env.get("STORAGE_EMULATOR_HOST") or None,
+            bigquery_emulator_host=env.get("BIGQUERY_EMULATOR_HOST") or None,
+            automation_running=status == "running",
+            alert_webhook_set=bool(env.get(ALERT_WEBHOOK_ENV)),
+            dagster_url=env.get("TAXI_DAGSTER_URL", ""),
         )

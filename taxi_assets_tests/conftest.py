@@ -3,6 +3,7 @@ a throwaway lake, DuckDB file and Dagster instance."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from taxi_assets.definitions import build_definitions, service_job_name
+from taxi_assets.definitions import build_definitions
+from taxi_assets.defs.jobs import service_job_name
 from devtools.generator import build_mirror
 from devtools.mirror import MirrorServer
 from taxi_assets.settings import Settings
@@ -47,7 +49,7 @@ class Pipeline:
 
     @property
     def warehouse(self):
-        return self.defs.resources["warehouse"]
+        return self.defs.resources["warehouse"].backend
 
     @property
     def lake(self):
@@ -67,6 +69,7 @@ class Pipeline:
 def make_pipeline(tmp_path: Path, mirror: MirrorServer, instance: dg.DagsterInstance, **env: str) -> Pipeline:
     settings = Settings.from_env(
         {
+            **os.environ,  # the emulators' hosts and the Postgres URL a test set
             "TAXI_SOURCE_URL": f"{mirror.url}/trip-data",
             "TAXI_ZONES_URL": f"{mirror.url}/misc/taxi_zone_lookup.csv",
             "TAXI_LAKE_URI": str(tmp_path / "lake"),

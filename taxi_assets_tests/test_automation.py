@@ -15,22 +15,22 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from taxi_assets.defs.alerts import AlertWebhook, asset_check_alert_sensor, check_failure_alerts, run_failure_alert_sensor
-from taxi_assets.defs.automation import (
-    MAX_PROBES_PER_TICK,
-    PUBLICATION_LAG_MONTHS,
-    build_publication_sensor,
-    months_back,
-)
-from taxi_assets.definitions import build_definitions, service_job_name
+from taxi_assets.defs.alerts import AlertWebhook, build_alert_sensors, check_failure_alerts
+from taxi_assets.defs.schedules import PUBLICATION_LAG_MONTHS
+from taxi_assets.defs.sensors import MAX_PROBES_PER_TICK, build_publication_sensor
+from taxi_assets.tlc.months import months_back
+from taxi_assets.definitions import build_definitions
+from taxi_assets.defs.jobs import service_job_name
 from devtools.mirror import MirrorServer
 from taxi_assets.defs.resources import TlcSource
-from taxi_assets.tlc.services import YELLOW, parse_month
+from taxi_assets.tlc.services import YELLOW
+from taxi_assets.tlc.months import parse_month
 from taxi_assets.settings import Settings
 
 from .conftest import Pipeline
 
 NY = dt.timezone(dt.timedelta(hours=-5))
+run_failure_alert_sensor, asset_check_alert_sensor = build_alert_sensors()
 
 
 @pytest.fixture(scope="module")

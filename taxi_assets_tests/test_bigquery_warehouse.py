@@ -9,9 +9,12 @@ import hashlib
 import json
 import math
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from taxi_assets.defs.tables import mart_spec, trips_spec
 
 from taxi_assets.tlc.marts import ZONES_TABLE, daily_zone_mart_sql, mart_table, trips_table
 from taxi_assets.tlc.services import SOURCE_MONTH, YELLOW
@@ -22,6 +25,7 @@ from taxi_assets.storage.warehouse.duckdb import DuckDBWarehouse
 
 JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 TRIPS = trips_table(YELLOW)
+TRIPS_SPEC = trips_spec(YELLOW)
 
 
 def yellow_rows(month: dt.date, n: int, seed: int, source_month: dt.date | None = None) -> pa.Table:
@@ -79,7 +83,9 @@ def checksum(table: pa.Table) -> str:
 
 @pytest.fixture
 def warehouse(bigquery_emulator) -> BigQueryWarehouse:
-    return BigQueryWarehouse(project=bigquery_emulator.project, schema_name=bigquery_emulator.new_dataset_name(), location="US")
+    return BigQueryWarehouse(
+        project=bigquery_emulator.project, schema_name=bigquery_emulator.new_dataset_name(), location="US", emulator_host=bigquery_emulator.url
+    )
 
 
 def tables_in(warehouse: BigQueryWarehouse) -> set[str]:
@@ -91,7 +97,7 @@ def test_create_load_and_read_back(warehouse: BigQueryWarehouse):
     assert warehouse.mode == "merge"  # the emulator has no partition decorators
     jan = yellow_rows(JAN, 40, seed=1)
     source = TableSource.from_table(jan)  # streamed batches: written to a parquet file, loaded by a load job
-    assert warehouse.replace_month(TRIPS, JAN, source) == 40
+    assert warehouse.replace_month(TRIPS_SPEC, JAN, source) == 40
 
     table = warehouse.client.get_table(warehouse.table_id(TRIPS))
     assert [f.name for f in table.schema] == YELLOW.schema.names  # our names, not uppercased
@@ -108,21 +114,21 @@ def test_create_load_and_read_back(warehouse: BigQueryWarehouse):
 
 
 def test_replace_month_is_exact_and_idempotent(warehouse: BigQueryWarehouse, tmp_path):
-    warehouse.replace_month(TRIPS, JAN, TableSource.from_table(yellow_rows(JAN, 50, seed=1)))
+    warehouse.replace_month(TRIPS_SPEC, JAN, TableSource.from_table(yellow_rows(JAN, 50, seed=1)))
     feb = yellow_rows(FEB, 30, seed=2)
-    warehouse.replace_month(TRIPS, FEB, TableSource.from_table(feb))
+    warehouse.replace_month(TRIPS_SPEC, FEB, TableSource.from_table(feb))
 
     new_jan = yellow_rows(JAN, 20, seed=3)
     path = tmp_path / "jan.parquet"
     pq.write_table(new_jan, path)
     source = TableSource.from_table(new_jan)
     source.local_parquet = path  # the local-parquet path: the file itself is uploaded
-    assert warehouse.replace_month(TRIPS, JAN, source) == 20
+    assert warehouse.replace_month(TRIPS_SPEC, JAN, source) == 20
     first = warehouse.read_month(TRIPS, JAN)
     assert normalized(first) == normalized(new_jan)  # none of the 50 old rows survive, the Dec pickup neither
     assert normalized(warehouse.read_month(TRIPS, FEB)) == normalized(feb)
 
-    assert warehouse.replace_month(TRIPS, JAN, source) == 20  # re-run: nothing changes
+    assert warehouse.replace_month(TRIPS_SPEC, JAN, source) == 20  # re-run: nothing changes
     assert checksum(warehouse.read_month(TRIPS, JAN)) == checksum(first)
     assert warehouse.count(TRIPS) == 50
     assert tables_in(warehouse) == {TRIPS}
@@ -130,10 +136,10 @@ def test_replace_month_is_exact_and_idempotent(warehouse: BigQueryWarehouse, tmp
 
 def test_rows_of_another_month_are_refused_and_nothing_changes(warehouse: BigQueryWarehouse):
     jan = yellow_rows(JAN, 10, seed=1)
-    warehouse.replace_month(TRIPS, JAN, TableSource.from_table(jan))
+    warehouse.replace_month(TRIPS_SPEC, JAN, TableSource.from_table(jan))
     mixed = pa.concat_tables([yellow_rows(JAN, 5, seed=4), yellow_rows(FEB, 1, seed=5)])
     with pytest.raises(WarehouseError, match="do not carry source_month"):
-        warehouse.replace_month(TRIPS, JAN, TableSource.from_table(mixed))
+        warehouse.replace_month(TRIPS_SPEC, JAN, TableSource.from_table(mixed))
     assert normalized(warehouse.read_month(TRIPS, JAN)) == normalized(jan)
     assert warehouse.count(TRIPS) == 10
     assert tables_in(warehouse) == {TRIPS}
@@ -146,7 +152,7 @@ def test_loads_straight_from_gcs(warehouse: BigQueryWarehouse, gcs_emulator):
     from taxi_assets.storage import gcp
 
     bucket = gcs_emulator.new_bucket()
-    fs, _ = gcp.gcs_filesystem()
+    fs, _ = gcp.gcs_filesystem(emulator_host=gcs_emulator.url)
     feb = yellow_rows(FEB, 25, seed=6)
     with fs.open_output_stream(f"{bucket}/lake/cleaned/yellow/yellow_2024-02.parquet") as out:
         pq.write_table(feb, out)
@@ -156,7 +162,7 @@ def test_loads_straight_from_gcs(warehouse: BigQueryWarehouse, gcs_emulator):
         raise AssertionError("rows were read through Python")
 
     source = TableSource(schema=feb.schema, open=refuse, uris=[f"gs://{bucket}/lake/cleaned/yellow/yellow_2024-02.parquet"])
-    assert warehouse.replace_month(TRIPS, FEB, source) == 25
+    assert warehouse.replace_month(TRIPS_SPEC, FEB, source) == 25
     assert normalized(warehouse.read_month(TRIPS, FEB)) == normalized(feb)
 
 
@@ -166,11 +172,11 @@ def test_marts_are_computed_in_sql_and_match_duckdb(warehouse: BigQueryWarehouse
     results = {}
     for wh in (warehouse, duck):
         assert wh.replace_table(ZONES_TABLE, TableSource.from_table(zones())) == 11
-        wh.replace_month(TRIPS, JAN, TableSource.from_table(jan))
-        wh.replace_month(TRIPS, FEB, TableSource.from_table(feb))
+        wh.replace_month(TRIPS_SPEC, JAN, TableSource.from_table(jan))
+        wh.replace_month(TRIPS_SPEC, FEB, TableSource.from_table(feb))
         for month in (JAN, FEB):
-            wh.replace_month_from_query(mart_table(YELLOW), month, daily_zone_mart_sql(YELLOW, wh, month))
-        wh.replace_month_from_query(mart_table(YELLOW), JAN, daily_zone_mart_sql(YELLOW, wh, JAN))  # re-run
+            wh.replace_month_from_query(mart_spec(YELLOW), month, daily_zone_mart_sql(YELLOW, wh, month))
+        wh.replace_month_from_query(mart_spec(YELLOW), JAN, daily_zone_mart_sql(YELLOW, wh, JAN))  # re-run
         results[type(wh).__name__] = normalized(wh.query(f"SELECT * FROM {wh.table_ref(mart_table(YELLOW))}"))
     bq, dk = results["BigQueryWarehouse"], results["DuckDBWarehouse"]
     assert len(bq) == len(dk) > 20
@@ -187,7 +193,7 @@ def test_marts_are_computed_in_sql_and_match_duckdb(warehouse: BigQueryWarehouse
 
 
 def test_bad_dataset_is_refused_at_definitions_load():
-    from taxi_assets.definitions import build_warehouse
+    from taxi_assets.defs.resources import build_warehouse
 
     env = {"TAXI_WAREHOUSE": "bigquery", "TAXI_BQ_PROJECT": "test-project", "TAXI_BQ_DATASET": "ny-taxi"}
     with pytest.raises(ValueError, match="invalid BigQuery dataset"):
@@ -197,7 +203,7 @@ def test_bad_dataset_is_refused_at_definitions_load():
         build_warehouse(Settings.from_env(env))
     env.update(TAXI_BQ_PROJECT="test-project", TAXI_BQ_LOCATION="EU")
     wh = build_warehouse(Settings.from_env(env))
-    assert (wh.project, wh.schema_name, wh.location) == ("test-project", "ny_taxi", "EU")
+    assert (wh.backend.project, wh.backend.schema_name, wh.backend.location) == ("test-project", "ny_taxi", "EU")
 
 
 # -- contract: the exact jobs real BigQuery gets ---------------------------------------------
@@ -280,7 +286,7 @@ def test_contract_partition_load_from_gcs(monkeypatch):
     wh = partition_load_warehouse(client)
     assert wh.mode == "partition_load"
     source = TableSource(schema=YELLOW.schema, open=lambda: pytest.fail("rows read"), uris=["gs://b/lake/cleaned/yellow/yellow_2024-01.parquet"])
-    assert wh.replace_month(TRIPS, JAN, source) == 7
+    assert wh.replace_month(TRIPS_SPEC, JAN, source) == 7
 
     created = [c[1] for c in client.calls if c[0] == "create_table"]
     assert len(created) == 1
@@ -308,7 +314,7 @@ def test_contract_partition_load_from_local_file_and_mart_query(monkeypatch, tmp
     monkeypatch.delenv("BIGQUERY_EMULATOR_HOST", raising=False)
     client = RecordingClient()
     wh = partition_load_warehouse(client)
-    wh.replace_month(TRIPS, FEB, TableSource.from_table(yellow_rows(FEB, 5, seed=1)))
+    wh.replace_month(TRIPS_SPEC, FEB, TableSource.from_table(yellow_rows(FEB, 5, seed=1)))
     load = next(c for c in client.calls if c[0] == "load_table_from_file")
     assert load[1] == "my-project.ny_taxi.yellow_trips$202402" and load[2]["load"]["writeDisposition"] == "WRITE_TRUNCATE"
     assert load[4] == b"PAR1"  # a parquet file, streamed to disk from the batches
@@ -322,7 +328,7 @@ def test_contract_partition_load_from_local_file_and_mart_query(monkeypatch, tmp
     client.tables["my-project.ny_taxi.yellow_daily_zone_mart"] = mart
     sql = daily_zone_mart_sql(YELLOW, wh, FEB)
     assert "DATETIME_DIFF(t.dropoff_datetime, t.pickup_datetime, SECOND)" in sql and "`my-project.ny_taxi.yellow_trips`" in sql
-    wh.replace_month_from_query(mart_table(YELLOW), FEB, sql)
+    wh.replace_month_from_query(mart_spec(YELLOW), FEB, sql)
     job = next(c for c in client.calls if c[0] == "query" and c[1] == sql)
     assert job[2]["query"]["destinationTable"] == {"projectId": "my-project", "datasetId": "ny_taxi", "tableId": "yellow_daily_zone_mart$202402"}
     assert job[2]["query"]["writeDisposition"] == "WRITE_TRUNCATE"
@@ -337,7 +343,7 @@ def test_contract_partition_load_refuses_a_table_not_partitioned_by_source_month
     legacy.time_partitioning = bigquery.TimePartitioning(type_="DAY", field="pickup_datetime")
     client = RecordingClient({"my-project.ny_taxi.yellow_trips": legacy})
     with pytest.raises(WarehouseError, match="not partitioned by MONTH on source_month"):
-        partition_load_warehouse(client).replace_month(TRIPS, JAN, TableSource.from_table(yellow_rows(JAN, 3, seed=1)))
+        partition_load_warehouse(client).replace_month(TRIPS_SPEC, JAN, TableSource.from_table(yellow_rows(JAN, 3, seed=1)))
     assert not any(c[0].startswith("load_") for c in client.calls)
 
 
@@ -374,10 +380,10 @@ def test_a_key_file_is_used_and_never_shown(tmp_path, monkeypatch):
         "token_uri": "https://oauth2.googleapis.com/token",
     }))
     monkeypatch.setenv("TAXI_GCP_KEYFILE", str(keyfile))
-    from taxi_assets.definitions import build_warehouse
+    from taxi_assets.defs.resources import build_warehouse
 
     wh = build_warehouse(Settings.from_env({"TAXI_WAREHOUSE": "bigquery", "TAXI_BQ_PROJECT": "my-project", "TAXI_GCP_KEYFILE": str(keyfile)}))
-    assert str(keyfile) not in repr(wh.credentials_file)  # an EnvVar: resolved by Dagster at run time
+    assert isinstance(wh.bigquery.keyfile, dg.EnvVar) and str(keyfile) not in repr(wh)  # resolved by Dagster at run time
     resolved = BigQueryWarehouse(project="my-project", schema_name="ny_taxi", credentials_file=str(keyfile))
     client = resolved.client  # no request is made to build it
     assert client._credentials.service_account_email == "loader@my-project.iam.gserviceaccount.com"

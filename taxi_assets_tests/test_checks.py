@@ -7,9 +7,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from taxi_assets.defs.io_managers import LakeFile, WarehouseTable
+from taxi_assets.storage.handles import LakeFile, WarehouseTable
+from taxi_assets.storage.warehouse.base import TableSpec
 from taxi_assets.tlc.cleaning import rule_names_for
-from taxi_assets.tlc.services import YELLOW, parse_month
+from taxi_assets.tlc.services import YELLOW
+from taxi_assets.tlc.months import parse_month
 
 from .conftest import Pipeline
 
@@ -78,7 +80,7 @@ def test_warehouse_check_sees_rows_that_are_not_in_the_lake(pipeline: Pipeline):
     with wh.connect() as con:
         con.execute(f"DELETE FROM {wh.table_ref('yellow_trips')} WHERE trip_distance > 5")
     matches_lake = check(pipeline, dg.AssetKey(["yellow", "trips_table"]), "matches_lake")
-    table = WarehouseTable(wh, "yellow_trips", parse_month("2023-01"))
+    table = WarehouseTable(wh, TableSpec("yellow_trips"), (parse_month("2023-01"),))
     result = matches_lake(trips_table=table, cleaned=stored(pipeline, "cleaned/yellow/yellow_2023-01.parquet"))
     assert not result.passed
     assert result.metadata["warehouse_rows"].value < result.metadata["lake_rows"].value

@@ -33,7 +33,7 @@ import yaml
 
 from devtools.generator import build_mirror
 from devtools.mirror import MirrorServer
-from taxi_assets.tlc.services import parse_month
+from taxi_assets.tlc.months import parse_month
 from taxi_assets_tests import conftest
 from taxi_assets_tests.postgres_server import create_database, drop_database
 

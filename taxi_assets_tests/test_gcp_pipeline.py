@@ -17,7 +17,8 @@ import pytest
 from devtools.generator import build_mirror
 from taxi_assets.tlc.marts import mart_table, trips_table
 from devtools.mirror import MirrorServer
-from taxi_assets.tlc.services import get_service, parse_month
+from taxi_assets.tlc.services import get_service
+from taxi_assets.tlc.months import parse_month
 
 from .conftest import Pipeline, make_pipeline
 

@@ -72,14 +72,14 @@ class GcsReader:
 @pytest.fixture
 def gcs_lake(gcs_emulator):
     bucket = gcs_emulator.new_bucket()
-    return Lake(f"gs://{bucket}/lake"), bucket
+    return Lake(f"gs://{bucket}/lake", gcs_emulator_host=gcs_emulator.url), bucket
 
 
 def test_lake_resource_talks_to_the_emulator(gcs_emulator):
     import pyarrow.fs as pafs
 
     bucket = gcs_emulator.new_bucket()
-    lake = LakeResource(uri=f"gs://{bucket}/lake").lake
+    lake = LakeResource(uri=f"gs://{bucket}/lake", gcs_emulator_host=gcs_emulator.url).lake
     assert isinstance(lake.fs, pafs.GcsFileSystem) and lake.is_gcs and not lake.is_local
     assert lake.display("raw/x.csv") == f"gs://{bucket}/lake/raw/x.csv"
 
@@ -148,7 +148,7 @@ KILLED_PUBLISH = textwrap.dedent(
     def batches():
         for day in range(1, 21):
             yield pa.record_batch([pa.array([900000 + day * 10 + i for i in range(3)], pa.int64()), pa.array([dt.date(2024, 1, day)] * 3, pa.date32())], schema=schema)
-    Lake(sys.argv[1]).publish_partitioned_month("trips/yellow", "2024-01", "yellow", batches(), schema, "pickup_date")
+    Lake(sys.argv[1], gcs_emulator_host=os.environ["STORAGE_EMULATOR_HOST"]).publish_partitioned_month("trips/yellow", "2024-01", "yellow", batches(), schema, "pickup_date")
     print("published", flush=True)
     """
 )

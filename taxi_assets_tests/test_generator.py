@@ -383,7 +383,8 @@ def test_fhv_2018_csv_carries_the_base_in_the_first_of_its_two_columns(tmp_path)
     """As the TLC published it: Dispatching_base_number filled, Dispatching_base_num empty; read
     back, every row keeps its base."""
     from taxi_assets.tlc.raw_reader import iter_canonical_batches
-    from taxi_assets.tlc.services import FHV, parse_month
+    from taxi_assets.tlc.services import FHV
+    from taxi_assets.tlc.months import parse_month
 
     path = tmp_path / "fhv_tripdata_2018-05.csv.gz"
     gen.generate_month("fhv", "2018-05", "csv.gz", 2_000, path)

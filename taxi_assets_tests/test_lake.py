@@ -144,10 +144,10 @@ def test_a_published_month_streams_back_in_time_order_one_day_at_a_time(tmp_path
     import numpy as np
     import pyarrow.compute as pc
 
-    from taxi_assets.defs import io_managers
-    from taxi_assets.defs.io_managers import LakeMonthDataset
+    from taxi_assets.storage import handles
+    from taxi_assets.storage.handles import LakeMonthDataset
 
-    monkeypatch.setattr(io_managers, "BATCH_ROWS", 1000)
+    monkeypatch.setattr(handles, "BATCH_ROWS", 1000)
     rng = np.random.default_rng(7)
     n = 20_000
     seconds = rng.integers(0, 31 * 86_400, n)  # shuffled pickups over January
@@ -176,7 +176,7 @@ def test_a_published_month_streams_back_in_time_order_one_day_at_a_time(tmp_path
 def test_a_load_reads_its_version_whole_while_another_run_republishes_the_month(tmp_path):
     """Two runs of one month: the second publishes (and sweeps the first's files) while the first's
     warehouse load is still to read them. The load reads the version it started with, entirely."""
-    from taxi_assets.defs.io_managers import LakeMonthDataset
+    from taxi_assets.storage.handles import LakeMonthDataset
 
     lake = Lake(str(tmp_path / "lake"))
     lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1, 2, 3], 10), SCHEMA, "pickup_date")

@@ -26,7 +26,8 @@ from taxi_assets.tlc.normalize import (
     plan_normalization,
 )
 from taxi_assets.tlc.raw_reader import RawFileError, count_raw_rows, iter_canonical_batches
-from taxi_assets.tlc.services import FHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW, next_month, parse_month
+from taxi_assets.tlc.services import FHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW
+from taxi_assets.tlc.months import next_month, parse_month
 
 try:
     from taxi_assets_tests.samples import head_lines, sample, samples_path, write_csv_gz

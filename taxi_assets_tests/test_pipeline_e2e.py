@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from devtools.mirror import Status
-from taxi_assets.tlc.services import SERVICES, get_service, parse_month
+from taxi_assets.tlc.services import SERVICES, get_service
+from taxi_assets.tlc.months import parse_month
 
 from .conftest import MIRROR_MONTHS, Pipeline
 

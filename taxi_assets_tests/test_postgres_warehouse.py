@@ -23,15 +23,24 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
-from taxi_assets.defs.io_managers import WarehouseIOManager, WarehouseTable
+from taxi_assets.defs.io_managers import WarehouseIOManager
+
+from taxi_assets.storage.handles import WarehouseTable
 from taxi_assets.tlc.marts import ZONES_TABLE, daily_zone_mart_sql, mart_table, trips_table
-from taxi_assets.tlc.services import FHV, FHVHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW, Service, next_month
+from taxi_assets.tlc.services import FHV, FHVHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW, Service
+from taxi_assets.tlc.months import next_month
 from taxi_assets.storage.warehouse import DuckDBWarehouse, TableSource
-from taxi_assets.storage.warehouse.base import WarehouseError
+from taxi_assets.storage.warehouse.base import TableSpec, WarehouseError
+from taxi_assets.defs.resources import PostgresWarehouseResource, postgres_resource
+from taxi_assets.settings import Settings
 from taxi_assets.storage.warehouse.postgres import PostgresWarehouse
 from taxi_assets.tlc.zones import ZONES_SCHEMA
 
 JAN, FEB, MAR = dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)
+#: A month table with a time index (the BRIN a trips table gets), and the trips table's spec.
+T = TableSpec("t", time_column="pickup_datetime")
+ZONES = TableSpec(ZONES_TABLE, key_columns=("location_id",))
+TRIPS = TableSpec("trips", time_column="pickup_datetime", index_columns=(("pickup_location_id", "dropoff_location_id"),))
 SCHEMA = pa.schema([("trip", pa.int64()), ("pickup_datetime", TS), ("fare", pa.float64()), (SOURCE_MONTH, pa.date32())])
 
 
@@ -95,13 +104,13 @@ def test_month_a_then_b_then_a_again(wh, postgres_url, pg_schema):
     # Midnight of the 1st: a January-file row picked up at Feb 1st 00:00:00 stays a January row,
     # and the February file's own row at that instant is February's.
     midnight = dt.datetime(2024, 2, 1)
-    assert wh.replace_month("t", JAN, month_rows(JAN, [1, 2, 3], pickup=midnight)) == 3
-    assert wh.replace_month("t", FEB, month_rows(FEB, [10, 11], pickup=midnight)) == 2
+    assert wh.replace_month(T, JAN, month_rows(JAN, [1, 2, 3], pickup=midnight)) == 3
+    assert wh.replace_month(T, FEB, month_rows(FEB, [10, 11], pickup=midnight)) == 2
     assert trips(wh, JAN) == [1, 2, 3]
-    assert wh.replace_month("t", JAN, month_rows(JAN, [4, 5], pickup=midnight)) == 2
+    assert wh.replace_month(T, JAN, month_rows(JAN, [4, 5], pickup=midnight)) == 2
     assert trips(wh, JAN) == [4, 5]
     assert trips(wh, FEB) == [10, 11]
-    wh.replace_month("t", JAN, month_rows(JAN, [4, 5], pickup=midnight))  # idempotent
+    wh.replace_month(T, JAN, month_rows(JAN, [4, 5], pickup=midnight))  # idempotent
     assert wh.count("t") == 4
     at_midnight = wh.query(
         f"SELECT {SOURCE_MONTH}, count(*) AS n FROM {wh.table_ref('t')} "
@@ -120,11 +129,11 @@ def test_the_swap_attaches_without_scanning_the_new_month(wh, monkeypatch, caplo
     the lock, reads no rows, and nothing else scans the month to add the CHECK;
     and the new month comes with every index of the parent, even one a user added."""
     monkeypatch.setenv("PGOPTIONS", "-c client_min_messages=debug1")
-    wh.replace_month("t", JAN, month_rows(JAN, [1]))
+    wh.replace_month(T, JAN, month_rows(JAN, [1]))
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE INDEX t_fare_trip_idx ON {} (fare, trip DESC)").format(sql.Identifier(pg_schema, "t")))
     with caplog.at_level(logging.DEBUG, logger="taxi_assets.storage.warehouse.postgres"):
-        wh.replace_month("t", JAN, month_rows(JAN, [2, 3]))
+        wh.replace_month(T, JAN, month_rows(JAN, [2, 3]))
     messages = [r.getMessage() for r in caplog.records]
     assert any("is implied by existing constraints" in m for m in messages), messages
     # no scan at all: the CHECK is part of the staging table before the rows arrive, none by the ATTACH
@@ -153,7 +162,7 @@ def test_trips_get_a_time_index_and_one_zone_index_that_serves_either_zone(wh, p
             SOURCE_MONTH: pa.array([JAN] * n, pa.date32()),
         }
     )
-    wh.replace_month("trips", JAN, TableSource.from_table(rows))
+    wh.replace_month(TRIPS, JAN, TableSource.from_table(rows))
     rels = dict(relations(postgres_url, pg_schema))
     assert rels["trips_pickup_datetime_idx"] == "I" and rels["trips_p202401_pickup_datetime_idx"] == "i"  # (a BRIN)
     zone_index = "trips_pickup_location_id_dropoff_location_id_idx"
@@ -167,14 +176,14 @@ def test_trips_get_a_time_index_and_one_zone_index_that_serves_either_zone(wh, p
             ).fetchall())
             assert "trips_p202401_pickup_location_id_dropoff_location_id_idx" in plan, plan
     assert wh.query(f"SELECT count(*) AS n FROM {wh.table_ref('trips')} WHERE dropoff_location_id = 7").column("n")[0].as_py() == 80
-    with pytest.raises(ValueError, match="only btree and brin"):
-        wh.model_copy(update={"index_columns": ["hash:pickup_location_id"]}).replace_month("trips", JAN, TableSource.from_table(rows))
+    with pytest.raises(ValueError, match="invalid column"):
+        TableSpec("trips", index_columns=(("pickup location",),))
 
 
 def test_rows_of_another_month_are_refused_and_old_rows_kept(wh):
-    wh.replace_month("t", JAN, month_rows(JAN, [1, 2]))
+    wh.replace_month(T, JAN, month_rows(JAN, [1, 2]))
     with pytest.raises(WarehouseError, match="2024-01"):
-        wh.replace_month("t", JAN, month_rows(FEB, [7]))
+        wh.replace_month(T, JAN, month_rows(FEB, [7]))
     assert trips(wh, JAN) == [1, 2]
     assert trips(wh, FEB) == []
     # the same check made by the server, for rows computed in the database
@@ -184,9 +193,9 @@ def test_rows_of_another_month_are_refused_and_old_rows_kept(wh):
 
 
 def test_a_new_column_is_added_not_lost(wh):
-    wh.replace_month("t", JAN, month_rows(JAN, [1]))
+    wh.replace_month(T, JAN, month_rows(JAN, [1]))
     wider = month_rows(FEB, [2]).open().read_all().append_column("cbd_congestion_fee", pa.array([0.75]))
-    wh.replace_month("t", FEB, TableSource.from_table(wider))
+    wh.replace_month(T, FEB, TableSource.from_table(wider))
     rows = wh.query(f"SELECT trip, cbd_congestion_fee FROM {wh.table_ref('t')} ORDER BY trip").to_pylist()
     assert rows == [{"trip": 1, "cbd_congestion_fee": None}, {"trip": 2, "cbd_congestion_fee": 0.75}]
     assert wh.read_month("t", JAN).column("cbd_congestion_fee").to_pylist() == [None]
@@ -199,7 +208,7 @@ def test_two_months_load_concurrently_into_a_new_table(wh):
     def load(month: dt.date, start: int) -> None:
         try:
             barrier.wait()
-            wh.replace_month("t", month, numbered(month, start, 60_000))
+            wh.replace_month(T, month, numbered(month, start, 60_000))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -215,12 +224,12 @@ def test_two_months_load_concurrently_into_a_new_table(wh):
 
 
 def test_two_loads_of_one_month_take_turns_and_one_wins_whole(wh):
-    wh.replace_month("t", JAN, month_rows(JAN, [1]))
+    wh.replace_month(T, JAN, month_rows(JAN, [1]))
     errors: list[BaseException] = []
 
     def load(start: int, n: int) -> None:
         try:
-            wh.replace_month("t", JAN, numbered(JAN, start, n, batch_rows=5_000, sleep=0.01))
+            wh.replace_month(T, JAN, numbered(JAN, start, n, batch_rows=5_000, sleep=0.01))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -256,8 +265,8 @@ KILLED_LOAD = textwrap.dedent(
 
 
 def test_a_load_killed_mid_copy_leaves_the_previous_month_and_a_rerun_completes(wh, postgres_url, pg_schema):
-    wh.replace_month("t", JAN, month_rows(JAN, [1, 2, 3]))
-    wh.replace_month("t", FEB, month_rows(FEB, [20]))
+    wh.replace_month(T, JAN, month_rows(JAN, [1, 2, 3]))
+    wh.replace_month(T, FEB, month_rows(FEB, [20]))
     app = f"taxi_kill_{pg_schema}"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_LOAD, postgres_url, pg_schema, app])
     try:
@@ -288,15 +297,15 @@ def test_a_load_killed_mid_copy_leaves_the_previous_month_and_a_rerun_completes(
     assert trips(wh, JAN) == [1, 2, 3]
     assert trips(wh, FEB) == [20]
     assert not [name for name, _ in relations(postgres_url, pg_schema) if "stage" in name]
-    wh.replace_month("t", JAN, numbered(JAN, 500, 5_000))  # the month's lock was released with the connection
+    wh.replace_month(T, JAN, numbered(JAN, 500, 5_000))  # the month's lock was released with the connection
     assert trips(wh, JAN) == list(range(500, 5_500))
     assert trips(wh, FEB) == [20]
 
 
 def test_a_reader_polling_during_rewrites_never_sees_an_empty_or_partial_month(wh, postgres_url, pg_schema):
     old_n, new_n = 40_000, 55_000
-    wh.replace_month("t", JAN, numbered(JAN, 0, old_n))
-    wh.replace_month("t", FEB, numbered(FEB, 0, 7))
+    wh.replace_month(T, JAN, numbered(JAN, 0, old_n))
+    wh.replace_month(T, FEB, numbered(FEB, 0, 7))
     stop = threading.Event()
     seen: list[tuple[int, int]] = []
     errors: list[BaseException] = []
@@ -315,8 +324,8 @@ def test_a_reader_polling_during_rewrites_never_sees_an_empty_or_partial_month(w
     try:
         time.sleep(0.2)
         for _ in range(2):
-            wh.replace_month("t", JAN, numbered(JAN, 0, new_n, batch_rows=5_000, sleep=0.02))
-            wh.replace_month("t", JAN, numbered(JAN, 0, old_n, batch_rows=5_000, sleep=0.02))
+            wh.replace_month(T, JAN, numbered(JAN, 0, new_n, batch_rows=5_000, sleep=0.02))
+            wh.replace_month(T, JAN, numbered(JAN, 0, old_n, batch_rows=5_000, sleep=0.02))
         time.sleep(0.2)
     finally:
         stop.set()
@@ -447,14 +456,14 @@ def test_long_table_names_get_partitions_within_postgres_limit(wh, postgres_url,
 # -- reads and small tables ------------------------------------------------------------------------
 def test_read_month_and_read_months(wh):
     for i, month in enumerate((JAN, FEB, MAR)):
-        wh.replace_month("t", month, numbered(month, i * 100_000, 1_000 * (i + 1)))
+        wh.replace_month(T, month, numbered(month, i * 100_000, 1_000 * (i + 1)))
     assert trips(wh, FEB) == list(range(100_000, 102_000))
-    reader = wh.read_months("t", JAN, FEB)
+    reader = wh.read_months("t", [JAN, FEB])
     assert isinstance(reader, pa.RecordBatchReader)
     both = reader.read_all()
     assert both.num_rows == 3_000
     assert sorted(set(both.column(SOURCE_MONTH).to_pylist())) == [JAN, FEB]
-    assert wh.read_months("t", MAR, MAR).read_all().num_rows == 3_000
+    assert wh.read_months("t", [MAR]).read_all().num_rows == 3_000
     assert wh.read_month("t", dt.date(2023, 12, 1)).num_rows == 0
     with pytest.raises(WarehouseError, match="does not exist"):
         wh.read_month("missing", JAN)
@@ -463,8 +472,8 @@ def test_read_month_and_read_months(wh):
 
 
 def test_a_downstream_reader_streams_a_large_month_in_batches(wh):
-    wh.replace_month("t", JAN, numbered(JAN, 0, 400_000, batch_rows=50_000))
-    batches = list(wh.read_months("t", JAN, JAN))
+    wh.replace_month(T, JAN, numbered(JAN, 0, 400_000, batch_rows=50_000))
+    batches = list(wh.read_months("t", [JAN]))
     assert len(batches) > 1
     assert sum(b.num_rows for b in batches) == 400_000
 
@@ -474,15 +483,15 @@ def zones(rows: list[tuple[int, str, str, str]]) -> TableSource:
 
 
 def test_zones_are_replaced_whole_with_a_primary_key(wh, postgres_url, pg_schema):
-    assert wh.replace_table(ZONES_TABLE, zones([(1, "EWR", "Newark Airport", "EWR"), (2, "Queens", "Jamaica Bay", "Boro Zone")])) == 2
-    assert wh.replace_table(ZONES_TABLE, zones([(1, "EWR", "Newark Airport", "EWR"), (265, "N/A", "NA", "N/A")])) == 2
+    assert wh.replace_table(ZONES, zones([(1, "EWR", "Newark Airport", "EWR"), (2, "Queens", "Jamaica Bay", "Boro Zone")])) == 2
+    assert wh.replace_table(ZONES, zones([(1, "EWR", "Newark Airport", "EWR"), (265, "N/A", "NA", "N/A")])) == 2
     rows = wh.query(f"SELECT * FROM {wh.table_ref(ZONES_TABLE)} ORDER BY location_id").to_pylist()
     assert rows == [
         {"location_id": 1, "borough": "EWR", "zone": "Newark Airport", "service_zone": "EWR"},
         {"location_id": 265, "borough": "N/A", "zone": "NA", "service_zone": "N/A"},
     ]
     with pytest.raises(WarehouseError, match="repeated location_id"):
-        wh.replace_table(ZONES_TABLE, zones([(3, "a", "b", "c"), (3, "d", "e", "f")]))
+        wh.replace_table(ZONES, zones([(3, "a", "b", "c"), (3, "d", "e", "f")]))
     assert wh.count(ZONES_TABLE) == 2
     rels = dict(relations(postgres_url, pg_schema))
     assert rels == {ZONES_TABLE: "r", f"{ZONES_TABLE}_pkey": "i"}
@@ -490,7 +499,7 @@ def test_zones_are_replaced_whole_with_a_primary_key(wh, postgres_url, pg_schema
 
 
 def test_a_month_table_and_a_whole_table_are_not_confused(wh):
-    wh.replace_month("t", JAN, month_rows(JAN, [1]))
+    wh.replace_month(T, JAN, month_rows(JAN, [1]))
     with pytest.raises(WarehouseError, match="partitioned by month"):
         wh.replace_table("t", month_rows(JAN, [2]))
     wh.replace_table("plain", month_rows(JAN, [1]))
@@ -500,31 +509,32 @@ def test_a_month_table_and_a_whole_table_are_not_confused(wh):
 
 
 # -- connection settings and secrets --------------------------------------------------------------
-def test_from_env_uses_env_vars_and_describe_hides_the_password(monkeypatch, postgres_url, pg_schema):
+def test_settings_read_the_connection_through_env_vars_and_describe_hides_the_password(monkeypatch, postgres_url, pg_schema):
     info = psycopg.conninfo.conninfo_to_dict(postgres_url)
     for var in ("TAXI_POSTGRES_URL", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValueError, match="TAXI_POSTGRES_URL"):
-        PostgresWarehouse.from_env()
+        Settings.from_env({"TAXI_WAREHOUSE": "postgres"})
     secret = "s3cret-Pw-never-shown"
     monkeypatch.setenv("POSTGRES_HOST", info.get("host", "127.0.0.1"))
     monkeypatch.setenv("POSTGRES_PORT", info.get("port", "5432"))
     monkeypatch.setenv("POSTGRES_DB", info.get("dbname", "postgres"))
     monkeypatch.setenv("POSTGRES_USER", info.get("user", "postgres"))
     monkeypatch.setenv("POSTGRES_PASSWORD", info.get("password") or secret)
-    wh = PostgresWarehouse.from_env(schema_name=pg_schema)
-    assert isinstance(wh.password, dg.EnvVar) and wh.password.env_var_name == "POSTGRES_PASSWORD"
-    assert isinstance(wh.host, dg.EnvVar) and wh.url is None
-    wh.replace_month("t", JAN, month_rows(JAN, [1, 2]))
+    postgres = postgres_resource(Settings.from_env({**os.environ, "TAXI_WAREHOUSE": "postgres"}))
+    assert isinstance(postgres.password, dg.EnvVar) and postgres.password.env_var_name == "POSTGRES_PASSWORD"
+    assert isinstance(postgres.host, dg.EnvVar) and postgres.url is None
+    wh = PostgresWarehouseResource(postgres=postgres, schema_name=pg_schema).backend
+    wh.replace_month(T, JAN, month_rows(JAN, [1, 2]))
     assert trips(wh, JAN) == [1, 2]
     shown = wh.describe()
     assert info.get("port", "5432") in shown and pg_schema in shown
     password = os.environ["POSTGRES_PASSWORD"]
-    assert password not in shown and password not in repr(wh)
+    assert password not in shown and password not in repr(wh) and password not in repr(postgres)
     url_wh = PostgresWarehouse(url=f"postgresql://someone:{secret}@db.example:6543/ny_taxi")
-    assert secret not in url_wh.describe() and "db.example:6543/ny_taxi" in url_wh.describe()
+    assert secret not in url_wh.describe() and "db.example:6543/ny_taxi" in url_wh.describe() and secret not in repr(url_wh)
     monkeypatch.setenv("TAXI_POSTGRES_URL", f"postgresql://someone:{secret}@db.example:6543/ny_taxi")
-    assert isinstance(PostgresWarehouse.from_env().url, dg.EnvVar)
+    assert isinstance(postgres_resource(Settings.from_env({**os.environ, "TAXI_WAREHOUSE": "postgres"})).url, dg.EnvVar)
 
 
 def test_dagster_assets_write_and_read_through_the_io_manager_without_showing_secrets(monkeypatch, postgres_url, pg_schema):
@@ -535,7 +545,8 @@ def test_dagster_assets_write_and_read_through_the_io_manager_without_showing_se
     monkeypatch.setenv("TAXI_POSTGRES_URL", psycopg.conninfo.make_conninfo(postgres_url, password=info.get("password") or secret))
     for var in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"):
         monkeypatch.delenv(var, raising=False)
-    warehouse = PostgresWarehouse.from_env(schema_name=pg_schema)
+    postgres = postgres_resource(Settings.from_env({**os.environ, "TAXI_WAREHOUSE": "postgres"}))
+    warehouse = PostgresWarehouseResource(postgres=postgres, schema_name=pg_schema)
     months = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_offset=0)
 
     @dg.asset(partitions_def=months, io_manager_key="warehouse_io_manager", metadata={"table": "trips"})
@@ -546,7 +557,7 @@ def test_dagster_assets_write_and_read_through_the_io_manager_without_showing_se
     @dg.asset(partitions_def=months, io_manager_key="warehouse_io_manager", metadata={"table": "trip_counts"})
     def counts(trips_asset: WarehouseTable) -> pa.Table:
         rows = trips_asset.read()
-        month = trips_asset.month
+        (month,) = trips_asset.months
         return pa.table({"trips": pa.array([rows.num_rows], pa.int64()), SOURCE_MONTH: pa.array([month], pa.date32())})
 
     resources = {"warehouse_io_manager": WarehouseIOManager(warehouse=warehouse)}
@@ -557,8 +568,9 @@ def test_dagster_assets_write_and_read_through_the_io_manager_without_showing_se
         for run in instance.get_runs():
             everything.append(str(run.run_config))
             everything += [str(entry) for entry in instance.all_logs(run.run_id)]
-    assert trips(warehouse, FEB, "trips") == [4]
-    assert warehouse.query(f"SELECT {SOURCE_MONTH}, trips FROM {warehouse.table_ref('trip_counts')}").to_pylist() == [
+    backend = warehouse.backend
+    assert trips(backend, FEB, "trips") == [4]
+    assert backend.query(f"SELECT {SOURCE_MONTH}, trips FROM {backend.table_ref('trip_counts')}").to_pylist() == [
         {SOURCE_MONTH: FEB, "trips": 1},
     ]
     assert any(f"schema {pg_schema}" in e for e in everything)  # the 'warehouse' metadata is there

@@ -14,7 +14,7 @@ import pytest
 
 from devtools.generator import build_mirror
 from devtools.mirror import MirrorServer
-from taxi_assets.tlc.services import parse_month
+from taxi_assets.tlc.months import parse_month
 
 from .conftest import make_pipeline
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from taxi_assets.definitions import build_definitions
-from taxi_assets.settings import ZOOMCAMP_REDIRECT_HOSTS, Settings
+from taxi_assets.settings import Settings
+from taxi_assets.tlc.sources import ZOOMCAMP_REDIRECT_HOSTS
 from taxi_assets.storage.warehouse.base import validate_identifier
 
 

@@ -24,7 +24,7 @@ from taxi_assets.defs.alerts import run_failure_alert
 from taxi_assets.defs.assets.ingest import AUDIT_CHECK
 from devtools.generator import build_mirror
 from devtools.mirror import Body
-from taxi_assets.tlc.services import parse_month
+from taxi_assets.tlc.months import parse_month
 
 from .conftest import Pipeline, make_pipeline
 from .test_pipeline_e2e import table_checksum

@@ -17,17 +17,15 @@ image); when it is not set the sensors run and log, but post nothing.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 import dagster as dg
 import requests
 
-from taxi_assets.defs.automation import default_status
+from taxi_assets.defs.sensors import sensor_status
+from taxi_assets.settings import ALERT_WEBHOOK_ENV as WEBHOOK_ENV
+from taxi_assets.settings import Settings
 
-WEBHOOK_ENV = "TAXI_ALERT_WEBHOOK_URL"
-#: Optional: the webserver's address, so a message links to the run (e.g. http://127.0.0.1:3000).
-DAGSTER_URL_ENV = "TAXI_DAGSTER_URL"
 MAX_ERROR_CHARS = 1500
 CHECK_EVENTS_PER_TICK = 200
 
@@ -58,10 +56,10 @@ class AlertWebhook(dg.ConfigurableResource):
         return True
 
 
-def build_alert_webhook(env: dict[str, str] | None = None) -> AlertWebhook:
-    env = os.environ if env is None else env
-    url = dg.EnvVar(WEBHOOK_ENV) if env.get(WEBHOOK_ENV) else ""
-    return AlertWebhook(url=url, dagster_url=env.get(DAGSTER_URL_ENV, ""))
+def build_alert_webhook(settings: Settings) -> AlertWebhook:
+    """The webhook from the settings: its URL (a secret) through dg.EnvVar, read when a sensor posts."""
+    url = dg.EnvVar(WEBHOOK_ENV) if settings.alert_webhook_set else ""
+    return AlertWebhook(url=url, dagster_url=settings.dagster_url)
 
 
 @dataclass(frozen=True)
@@ -155,18 +153,6 @@ def run_failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, failure_
     )
 
 
-@dg.run_failure_sensor(
-    name="taxi_run_failure_alert",
-    default_status=default_status(),
-    minimum_interval_seconds=30,
-    description=f"Posts every failed run (run, asset, partition, error) to ${WEBHOOK_ENV} if set.",
-)
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertWebhook) -> None:
-    message = context.failure_event.message if context.failure_event else None
-    alert = run_failure_alert(context.instance, context.dagster_run, message)
-    alerts.post(alert, context.log)
-
-
 _FAILED = {"FAILED", "EXECUTION_FAILED"}
 #: A check planned this long ago that never finished (its run crashed) stops holding the cursor back.
 _STALE_PLANNED_SECONDS = 24 * 3600
@@ -247,26 +233,39 @@ def _all_check_keys(context: dg.SensorEvaluationContext):
     return sorted(context.repository_def.asset_graph.asset_check_keys, key=lambda k: k.to_user_string())
 
 
-@dg.sensor(
-    name="taxi_asset_check_alert",
-    default_status=default_status(),
-    minimum_interval_seconds=30,
-    description=f"Posts every failed asset check (asset, partition, check, figures) to ${WEBHOOK_ENV} if set.",
-)
-def asset_check_alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertWebhook):
-    keys = _all_check_keys(context)
-    if context.cursor is None:
-        # First tick: alert on what fails from now on, not on every check the instance ever ran.
-        _, cursor = check_failure_alerts(context.instance, keys, None)
-        context.update_cursor(json.dumps(cursor))  # failures seen so far count as sent
-        return dg.SkipReason("started: alerting on asset check failures from now on")
-    found, cursor = check_failure_alerts(context.instance, keys, json.loads(context.cursor))
-    for alert in found:
+def build_alert_sensors(running: bool = False) -> list[dg.SensorDefinition]:
+    """The run-failure and asset-check alert sensors, started when a deployment says so."""
+
+    @dg.run_failure_sensor(
+        name="taxi_run_failure_alert",
+        default_status=sensor_status(running),
+        minimum_interval_seconds=30,
+        description=f"Posts every failed run (run, asset, partition, error) to ${WEBHOOK_ENV} if set.",
+    )
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertWebhook) -> None:
+        message = context.failure_event.message if context.failure_event else None
+        alert = run_failure_alert(context.instance, context.dagster_run, message)
         alerts.post(alert, context.log)
-    context.update_cursor(json.dumps(cursor))
-    if not found:
-        return dg.SkipReason("no new failed asset checks")
-    return None
 
+    @dg.sensor(
+        name="taxi_asset_check_alert",
+        default_status=sensor_status(running),
+        minimum_interval_seconds=30,
+        description=f"Posts every failed asset check (asset, partition, check, figures) to ${WEBHOOK_ENV} if set.",
+    )
+    def asset_check_alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertWebhook):
+        keys = _all_check_keys(context)
+        if context.cursor is None:
+            # First tick: alert on what fails from now on, not on every check the instance ever ran.
+            _, cursor = check_failure_alerts(context.instance, keys, None)
+            context.update_cursor(json.dumps(cursor))  # failures seen so far count as sent
+            return dg.SkipReason("started: alerting on asset check failures from now on")
+        found, cursor = check_failure_alerts(context.instance, keys, json.loads(context.cursor))
+        for alert in found:
+            alerts.post(alert, context.log)
+        context.update_cursor(json.dumps(cursor))
+        if not found:
+            return dg.SkipReason("no new failed asset checks")
+        return None
 
-ALERT_SENSORS = [run_failure_alert_sensor, asset_check_alert_sensor]
+    return [run_failure_alert_sensor, asset_check_alert_sensor]

@@ -4,13 +4,15 @@ and the warehouse and the mart hold exactly the lake's rows."""
 
 import dagster as dg
 
-from taxi_assets.defs.assets.ingest import asset_key
-from taxi_assets.defs.assets.trips import month_bounds
-from taxi_assets.defs.io_managers import LakeFile, WarehouseTable
-from taxi_assets.tlc.marts import mart_table, trips_table
+from taxi_assets.defs.partitions import asset_key
+from taxi_assets.defs.resources import WarehouseResource
+from taxi_assets.storage.handles import LakeFile, WarehouseTable
+from taxi_assets.defs.tables import trips_spec
+from taxi_assets.tlc.marts import mart_table
 from taxi_assets.tlc.raw_reader import count_raw_rows
-from taxi_assets.tlc.services import SOURCE_MONTH, Service, month_label, parse_month
-from taxi_assets.storage.warehouse.base import WarehouseResource, sql_date_literal
+from taxi_assets.tlc.services import SOURCE_MONTH, Service
+from taxi_assets.tlc.months import month_bounds, month_label, parse_month
+from taxi_assets.storage.warehouse.base import sql_date_literal
 
 
 def _key_columns(service: Service) -> list[str]:
@@ -74,7 +76,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         description="The warehouse holds exactly the month's cleaned rows, no more, no fewer.",
     )
     def matches_lake(trips_table: WarehouseTable, cleaned: LakeFile) -> dg.AssetCheckResult:
-        in_warehouse = trips_table.warehouse.count(trips_table.table, trips_table.month)
+        in_warehouse = trips_table.count()
         in_lake = cleaned.num_rows
         return dg.AssetCheckResult(
             passed=in_warehouse == in_lake, metadata={"warehouse_rows": in_warehouse, "lake_rows": in_lake}
@@ -87,11 +89,12 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
     )
     def trips_add_up(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         month = parse_month(context.partition_key)
-        summed = warehouse.query(
-            f"SELECT COALESCE(SUM(trips), 0) AS n FROM {warehouse.table_ref(mart_table(service))} "
+        backend = warehouse.backend
+        summed = backend.query(
+            f"SELECT COALESCE(SUM(trips), 0) AS n FROM {backend.table_ref(mart_table(service))} "
             f"WHERE {SOURCE_MONTH} = {sql_date_literal(month)}"
         ).column("n")[0].as_py()
-        trips = warehouse.count(trips_table(service), month)
+        trips = backend.count(trips_spec(service), month)
         return dg.AssetCheckResult(
             passed=int(summed) == trips, metadata={"mart_trips": int(summed), "table_rows": trips, "month": month_label(month)}
         )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from taxi_assets.storage.warehouse.base import TableSpec, Warehouse
 from taxi_assets.tlc.columns import describe_column
 from taxi_assets.tlc.normalize import canonical_name
 
@@ -60,3 +63,9 @@ def source_metadata(result) -> dict[str, object]:
         "etag": result.etag or "",
         "last_modified": result.last_modified or "",
     }
+
+
+def warehouse_table_metadata(warehouse: Warehouse, spec: TableSpec, month: dt.date | None = None) -> dict[str, object]:
+    """Column schema and the first rows of a table (or of one month), for the UI."""
+    preview = warehouse.query(f"{warehouse.select_months(spec, [month] if month else None)} LIMIT 10")
+    return table_metadata(preview.schema, preview)

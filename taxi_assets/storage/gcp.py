@@ -15,15 +15,11 @@ Nothing here logs or returns a secret: `describe_credentials` only says which of
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from typing import Any
 
 import pyarrow.fs as pafs
 
-STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
-BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
-KEYFILE_ENV = "TAXI_GCP_KEYFILE"
 
 GCS_SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 BIGQUERY_SCOPES = ("https://www.googleapis.com/auth/bigquery", "https://www.googleapis.com/auth/devstorage.read_only")
@@ -31,14 +27,6 @@ BIGQUERY_SCOPES = ("https://www.googleapis.com/auth/bigquery", "https://www.goog
 #: Google's rule for project ids (6-30 chars, lowercase letters, digits, hyphens), optionally
 #: with a legacy `domain.com:` prefix.
 _PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
-
-
-def storage_emulator_host() -> str | None:
-    return os.environ.get(STORAGE_EMULATOR_ENV) or None
-
-
-def bigquery_emulator_host() -> str | None:
-    return os.environ.get(BIGQUERY_EMULATOR_ENV) or None
 
 
 def validate_project_id(project: str) -> str:
@@ -74,7 +62,7 @@ def describe_credentials(keyfile: str | None, emulator: bool) -> str:
 
 
 # -- GCS -------------------------------------------------------------------------------------
-def gcs_filesystem(keyfile: str | None = None) -> tuple[pafs.FileSystem, dt.datetime | None]:
+def gcs_filesystem(keyfile: str | None = None, emulator_host: str | None = None) -> tuple[pafs.FileSystem, dt.datetime | None]:
     """A pyarrow GCS filesystem, and when its credentials expire (None: they never do or
     pyarrow refreshes them itself).
 
@@ -82,9 +70,8 @@ def gcs_filesystem(keyfile: str | None = None) -> tuple[pafs.FileSystem, dt.date
     and the metadata server). A key file given through a resource is turned into a short-lived
     access token; the caller builds a new filesystem before it expires.
     """
-    emulator = storage_emulator_host()
-    if emulator:
-        scheme, _, hostport = emulator.rpartition("://")
+    if emulator_host:
+        scheme, _, hostport = emulator_host.rpartition("://")
         return pafs.GcsFileSystem(anonymous=True, endpoint_override=hostport, scheme=scheme or "http", retry_time_limit=dt.timedelta(seconds=15)), None
     if keyfile:
         import google.auth.transport.requests
@@ -96,21 +83,22 @@ def gcs_filesystem(keyfile: str | None = None) -> tuple[pafs.FileSystem, dt.date
     return pafs.GcsFileSystem(), None
 
 
-def storage_client(keyfile: str | None = None):
+def storage_client(keyfile: str | None = None, emulator_host: str | None = None):
     """A google-cloud-storage client (used for what pyarrow cannot do: generation preconditions)."""
     from google.cloud import storage
 
-    emulator = storage_emulator_host() is not None
+    emulator = emulator_host is not None
     creds, project = credentials(keyfile, GCS_SCOPES, emulator)
-    # The client reads STORAGE_EMULATOR_HOST itself and then talks plain HTTP to it.
-    return storage.Client(project=project or ("emulator" if emulator else None), credentials=creds)
+    options = {"api_endpoint": emulator_host} if emulator else None
+    return storage.Client(project=project or ("emulator" if emulator else None), credentials=creds, client_options=options)
 
 
 # -- BigQuery --------------------------------------------------------------------------------
-def bigquery_client(project: str, location: str | None, keyfile: str | None = None):
-    """A BigQuery client; with BIGQUERY_EMULATOR_HOST set the library itself sends every call there."""
+def bigquery_client(project: str, location: str | None, keyfile: str | None = None, emulator_host: str | None = None):
+    """A BigQuery client; with an emulator host, every call goes there, anonymously."""
     from google.cloud import bigquery
 
-    emulator = bigquery_emulator_host() is not None
+    emulator = emulator_host is not None
     creds, _ = credentials(keyfile, BIGQUERY_SCOPES, emulator)
-    return bigquery.Client(project=project, credentials=creds, location=location or None)
+    options = {"api_endpoint": emulator_host} if emulator else None
+    return bigquery.Client(project=project, credentials=creds, location=location or None, client_options=options)

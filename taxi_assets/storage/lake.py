@@ -147,8 +147,11 @@ def _write_hive_folders(
 class Lake:
     """Keys are '/'-separated paths under the lake root, e.g. 'raw/yellow/yellow_tripdata_2024-01.parquet'."""
 
-    def __init__(self, uri: str, filesystem: pafs.FileSystem | None = None, gcp_keyfile: str | None = None):
+    def __init__(
+        self, uri: str, filesystem: pafs.FileSystem | None = None, gcp_keyfile: str | None = None, gcs_emulator_host: str | None = None
+    ):
         self.uri = uri.rstrip("/")
+        self._gcs_emulator_host = gcs_emulator_host
         self.scheme = self.uri.split("://", 1)[0] if "://" in self.uri else "file"
         self._gcp_keyfile = gcp_keyfile  # a path, never logged; see taxi_assets.storage.gcp
         self._fs_expires: dt.datetime | None = None
@@ -156,7 +159,7 @@ class Lake:
         if filesystem is not None:
             self._fs, self.root = filesystem, self.uri.split("://", 1)[-1]
         elif self.scheme == "gs":
-            self._fs, self._fs_expires = gcp.gcs_filesystem(gcp_keyfile)
+            self._fs, self._fs_expires = gcp.gcs_filesystem(gcp_keyfile, gcs_emulator_host)
             self.root = self.uri[len("gs://"):]
         elif "://" in self.uri:
             self._fs, self.root = pafs.FileSystem.from_uri(self.uri)
@@ -170,7 +173,7 @@ class Lake:
     def fs(self) -> pafs.FileSystem:
         """The filesystem; on GCS with a key file, rebuilt before its access token expires."""
         if self._fs_expires is not None and dt.datetime.now(dt.timezone.utc) > self._fs_expires - dt.timedelta(minutes=5):
-            self._fs, self._fs_expires = gcp.gcs_filesystem(self._gcp_keyfile)
+            self._fs, self._fs_expires = gcp.gcs_filesystem(self._gcp_keyfile, self._gcs_emulator_host)
         return self._fs
 
     def storage_client(self):
@@ -178,7 +181,7 @@ class Lake:
         if not self.is_gcs:
             raise TypeError(f"{self.uri} is not a gs:// lake")
         if self._storage_client is None:
-            self._storage_client = gcp.storage_client(self._gcp_keyfile)
+            self._storage_client = gcp.storage_client(self._gcp_keyfile, self._gcs_emulator_host)
         return self._storage_client
 
     # -- addressing -------------------------------------------------------------------------

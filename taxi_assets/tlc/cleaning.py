@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taxi_assets.tlc.services import TS, Service, next_month, parse_month
+from taxi_assets.tlc.services import TS, Service
+from taxi_assets.tlc.months import next_month, parse_month
 
 __all__ = [
     "REJECT_RULE",

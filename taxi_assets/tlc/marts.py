@@ -8,8 +8,25 @@ from __future__ import annotations
 
 import datetime as dt
 
+from typing import Protocol
+
 from taxi_assets.tlc.services import SOURCE_MONTH, Service
-from taxi_assets.storage.warehouse.base import WarehouseResource, sql_date_literal
+
+
+class SqlEngine(Protocol):
+    """What the mart SQL needs of a warehouse: its spellings, and its quoted table names."""
+
+    @property
+    def dialect(self): ...
+
+    def table_ref(self, table: str) -> str: ...
+
+
+def _date_literal(day: dt.date) -> str:
+    """A DATE literal; built from a date object only, so there is nothing to inject."""
+    if not isinstance(day, dt.date):
+        raise TypeError(f"expected a date, got {day!r}")
+    return f"DATE '{day.isoformat()}'"
 
 
 def trips_table(service: Service) -> str:
@@ -24,7 +41,7 @@ ZONES_TABLE = "taxi_zones"
 REJECTS_SUMMARY_SUFFIX = "_rejects_summary"
 
 
-def daily_zone_mart_sql(service: Service, warehouse: WarehouseResource, month: dt.date) -> str:
+def daily_zone_mart_sql(service: Service, warehouse: SqlEngine, month: dt.date) -> str:
     """SELECT of one source month's mart rows: trips, passengers, distance, money, mean duration.
 
     The month is aggregated first and the few thousand groups are joined to the 265 zones after:
@@ -67,17 +84,17 @@ FROM (
         {total(cols.total, "total_sum")},
         AVG({d.seconds_between('t.pickup_datetime', 't.dropoff_datetime')}) AS mean_seconds
     FROM {warehouse.table_ref(trips_table(service))} AS t
-    WHERE t.{SOURCE_MONTH} = {sql_date_literal(month)}
+    WHERE t.{SOURCE_MONTH} = {_date_literal(month)}
     GROUP BY 1, 2, 3
 ) AS a
 LEFT JOIN {warehouse.table_ref(ZONES_TABLE)} AS z ON z.location_id = a.pickup_location_id
 """
 
 
-def trips_per_day_sql(service: Service, warehouse: WarehouseResource, month: dt.date) -> str:
+def trips_per_day_sql(service: Service, warehouse: SqlEngine, month: dt.date) -> str:
     return (
         f"SELECT pickup_date, SUM(trips) AS trips FROM {warehouse.table_ref(mart_table(service))} "
-        f"WHERE {SOURCE_MONTH} = {sql_date_literal(month)} GROUP BY pickup_date ORDER BY pickup_date"
+        f"WHERE {SOURCE_MONTH} = {_date_literal(month)} GROUP BY pickup_date ORDER BY pickup_date"
     )
 
 

@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from taxi_assets.tlc.services import SOURCE_MONTH, Service, month_label
+from taxi_assets.tlc.services import SOURCE_MONTH, Service
+from taxi_assets.tlc.months import month_label
 
 __all__ = [
     "ALIASES",

@@ -21,7 +21,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from taxi_assets.tlc.normalize import SchemaError, csv_read_options, plan_normalization
-from taxi_assets.tlc.services import Service, month_label
+from taxi_assets.tlc.services import Service
+from taxi_assets.tlc.months import month_label
 
 __all__ = ["RawFileError", "count_raw_rows", "iter_canonical_batches", "raw_preview"]
 

@@ -7,40 +7,17 @@ column names from here, so a service's schema is declared exactly once.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 import pyarrow as pa
+
+from taxi_assets.tlc.months import month_label, parse_month
 
 TS = pa.timestamp("us")
 MONEY = pa.float64()
 
 #: Column every cleaned row carries: the first day of the month of the file it came from.
 SOURCE_MONTH = "source_month"
-
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})\Z")
-
-
-def parse_month(month: str) -> dt.date:
-    """'2024-01' (or a Dagster monthly partition key '2024-01-01') -> date(2024, 1, 1)."""
-    text = month[:7] if len(month) == 10 else month
-    match = _MONTH_RE.match(text)
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"not a month: {month!r} (expected YYYY-MM)")
-    return dt.date(int(match.group(1)), int(match.group(2)), 1)
-
-
-def next_month(month: dt.date) -> dt.date:
-    return dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
-
-
-def previous_month(month: dt.date) -> dt.date:
-    return dt.date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
-
-
-def month_label(month: dt.date) -> str:
-    return f"{month.year:04d}-{month.month:02d}"
-
 
 @dataclass(frozen=True)
 class MartColumns:

@@ -1,1 +1,22 @@
-"""The asset graph: zones, per-service trips, marts, and their checks."""
+"""The platform's assets: per service, ingest -> lake by date -> warehouse -> mart; and the zones."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from taxi_assets.defs.assets.by_date import build_by_date
+from taxi_assets.defs.assets.ingest import build_ingest
+from taxi_assets.defs.assets.marts import build_mart
+from taxi_assets.defs.assets.warehouse import build_warehouse_assets
+from taxi_assets.defs.partitions import monthly_partitions
+from taxi_assets.tlc.services import Service
+
+
+def build_service_assets(service: Service) -> list[dg.AssetsDefinition]:
+    """One month's graph for a service, grouped under its name in the UI."""
+    return [
+        build_ingest(service, monthly_partitions(service)),
+        build_by_date(service),
+        *build_warehouse_assets(service),
+        build_mart(service),
+    ]

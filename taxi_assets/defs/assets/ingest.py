@@ -19,15 +19,17 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from taxi_assets.tlc.audit import AUDIT_RULES, AuditPolicy, AuditReport, MonthProfile, audit_month, describe_failures, parse_failure
-from taxi_assets.defs.automation import ONE_MONTH_PER_RUN
+from taxi_assets.defs.partitions import asset_key
+from taxi_assets.defs.policies import ONE_MONTH_PER_RUN
 from taxi_assets.tlc.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
-from taxi_assets.defs.io_managers import LakeFile, StagedFile
+from taxi_assets.storage.handles import LakeFile, StagedFile
 from taxi_assets.storage.lake import PARQUET_WRITE_OPTIONS, Lake, new_version
 from taxi_assets.defs.metadata import column_schema, rejects_markdown, source_metadata, table_metadata
 from taxi_assets.storage.overlapped_writes import OverlappedWrites
 from taxi_assets.tlc.raw_reader import RawFileError, iter_canonical_batches, raw_preview
 from taxi_assets.defs.resources import LakeResource, TlcSource
-from taxi_assets.tlc.services import Service, month_label, next_month, parse_month, previous_month
+from taxi_assets.tlc.services import Service
+from taxi_assets.tlc.months import month_label, next_month, parse_month, previous_month
 from taxi_assets.tlc.zones import read_zone_lookup
 
 ZONE_LOOKUP_KEY = dg.AssetKey("taxi_zone_lookup")
@@ -49,10 +51,6 @@ def cleaned_key(service: Service) -> str:
 
 def rejected_key(service: Service) -> str:
     return f"rejects/{service.name}/{service.name}_{{month}}.parquet"
-
-
-def asset_key(service: Service, name: str) -> dg.AssetKey:
-    return dg.AssetKey([service.name, name])
 
 
 class IngestConfig(dg.Config):

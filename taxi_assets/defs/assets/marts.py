@@ -1,25 +1,28 @@
-"""Marts built inside the warehouse from the trips and zones tables."""
-
+"""The daily zone mart, built inside the warehouse from the trips and zones tables."""
 
 import dagster as dg
 
-from taxi_assets.defs.automation import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
-from taxi_assets.defs.assets.ingest import asset_key
-from taxi_assets.defs.assets.trips import monthly_partitions
-from taxi_assets.tlc.marts import bar_chart_markdown, daily_zone_mart_sql, mart_table, trips_per_day_sql
-from taxi_assets.tlc.services import Service, parse_month
-from taxi_assets.storage.warehouse.base import WarehouseResource
+from taxi_assets.defs.metadata import warehouse_table_metadata
+from taxi_assets.defs.partitions import asset_key, monthly_partitions
+from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
+from taxi_assets.defs.resources import WarehouseResource
+from taxi_assets.defs.tables import mart_spec
+from taxi_assets.tlc.marts import bar_chart_markdown, daily_zone_mart_sql, trips_per_day_sql
+from taxi_assets.tlc.months import parse_month
+from taxi_assets.tlc.services import Service
 
 
-def build_mart_assets(service: Service) -> list[dg.AssetsDefinition]:
-    table = mart_table(service)
+def build_mart(service: Service) -> dg.AssetsDefinition:
+    spec = mart_spec(service)
 
     @dg.asset(
         key=asset_key(service, "daily_zone_mart"),
         deps=[asset_key(service, "trips_table"), dg.AssetKey("taxi_zones")],
         partitions_def=monthly_partitions(service),
         group_name=service.name,
-        metadata={"table": table},
+        # Written here by a query inside the warehouse; the IO manager only loads it for users' assets.
+        io_manager_key="warehouse_io_manager",
+        metadata={"table_spec": spec.to_dict()},
         kinds={"sql"},
         pool="warehouse_writes",
         automation_condition=FOLLOW_UPSTREAM,
@@ -31,18 +34,19 @@ def build_mart_assets(service: Service) -> list[dg.AssetsDefinition]:
     )
     def daily_zone_mart(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         month = parse_month(context.partition_key)
-        rows = warehouse.replace_month_from_query(table, month, daily_zone_mart_sql(service, warehouse, month))
-        per_day = warehouse.query(trips_per_day_sql(service, warehouse, month)).to_pylist()
+        backend = warehouse.backend
+        rows = backend.replace_month_from_query(spec, month, daily_zone_mart_sql(service, backend, month))
+        per_day = backend.query(trips_per_day_sql(service, backend, month)).to_pylist()
         days = [(r["pickup_date"], int(r["trips"])) for r in per_day]
         return dg.MaterializeResult(
             metadata={
-                **warehouse.table_metadata(table, month),
+                **warehouse_table_metadata(backend, spec, month),
                 "dagster/row_count": rows,
-                "dagster/table_name": f"{warehouse.schema_name}.{table}",
+                "dagster/table_name": f"{backend.schema_name}.{spec.name}",
                 "trips": sum(n for _, n in days),
                 "pickup_days": len(days),
                 "trips_per_day": dg.MetadataValue.md(bar_chart_markdown(days)),
             }
         )
 
-    return [daily_zone_mart]
+    return daily_zone_mart

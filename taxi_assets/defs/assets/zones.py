@@ -4,9 +4,10 @@
 import dagster as dg
 import pyarrow as pa
 
-from taxi_assets.defs.io_managers import LakeFile, StagedFile
+from taxi_assets.storage.handles import LakeFile, StagedFile
 from taxi_assets.defs.metadata import source_metadata, table_metadata
 from taxi_assets.defs.resources import LakeResource, TlcSource
+from taxi_assets.defs.tables import ZONES_SPEC
 from taxi_assets.tlc.zones import read_zone_lookup
 
 ZONES_GROUP = "zones"
@@ -40,7 +41,7 @@ def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: La
     ins={"lookup": dg.AssetIn("taxi_zone_lookup")},
     group_name=ZONES_GROUP,
     io_manager_key="warehouse_io_manager",
-    metadata={"table": "taxi_zones"},
+    metadata={"table_spec": ZONES_SPEC.to_dict()},
     kinds={"sql"},
     automation_condition=dg.AutomationCondition.eager(),
 )

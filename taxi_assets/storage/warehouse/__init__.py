@@ -1,6 +1,6 @@
-"""Warehouses: where the trips, zones and marts end up as tables (DuckDB by default)."""
+"""Warehouses: where tables end up (DuckDB by default, Postgres, BigQuery), each month replaced atomically."""
 
-from taxi_assets.storage.warehouse.base import TableSource, WarehouseResource, validate_identifier
+from taxi_assets.storage.warehouse.base import TableSource, TableSpec, Warehouse, WarehouseError, validate_identifier
 from taxi_assets.storage.warehouse.duckdb import DuckDBWarehouse
 
-__all__ = ["DuckDBWarehouse", "TableSource", "WarehouseResource", "validate_identifier"]
+__all__ = ["DuckDBWarehouse", "TableSource", "TableSpec", "Warehouse", "WarehouseError", "validate_identifier"]

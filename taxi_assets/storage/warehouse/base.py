@@ -1,8 +1,9 @@
 """What every warehouse does: replace a month of a table atomically, replace a small table, query.
 
 Each backend (DuckDB, Postgres, BigQuery) implements these few operations the way its engine makes
-them atomic; the IO manager and the mart assets only ever call these, so a backend plugs in
-without touching the assets.
+them atomic; the IO managers and the mart assets only ever call these, so a backend plugs in
+without touching the assets. What a table is keyed, ordered and indexed on arrives with each call
+as a `TableSpec`: the backends know no column of any particular dataset.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dagster as dg
 import pyarrow as pa
-
-from taxi_assets.tlc.services import SOURCE_MONTH
 
 # \Z, not $: `$` also matches before a trailing newline, and "ny_taxi\n" would pass.
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class WarehouseError(RuntimeError):
@@ -34,6 +33,63 @@ def validate_identifier(name: str, what: str = "identifier") -> str:
             "or underscore, at most 63 characters"
         )
     return name
+
+
+#: The column a monthly table is keyed on unless its spec names another: a DATE, the first day of
+#: the month the row was published in. A column the platform owns, so a re-run of a month can
+#: never leave one of its old rows behind, whatever the rows' own dates say.
+DEFAULT_MONTH_COLUMN = "source_month"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What a table is keyed, ordered and indexed on; given by the caller with every write."""
+
+    name: str
+    #: Monthly tables: the DATE column each month is replaced on.
+    month_column: str = DEFAULT_MONTH_COLUMN
+    #: The primary time column: rows arrive in its order (Postgres gives it a BRIN index).
+    time_column: str | None = None
+    #: Btree indexes, one per group of columns, built where the table has all of a group's columns.
+    index_columns: tuple[tuple[str, ...], ...] = ()
+    #: BigQuery clustering of a monthly table, where the table has these columns.
+    cluster_columns: tuple[str, ...] = ()
+    #: Unpartitioned tables: the primary key.
+    key_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The table's name is checked by each backend, by its own rules; columns are plain identifiers everywhere.
+        named = [self.month_column, *([self.time_column] if self.time_column else []), *self.cluster_columns, *self.key_columns]
+        for column in named + [c for group in self.index_columns for c in group]:
+            if not _COLUMN.match(column):
+                raise ValueError(f"invalid column {column!r} in the spec of {self.name!r}: use letters, digits and underscores")
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON (asset metadata carries it, and the UI shows it)."""
+        return {
+            "name": self.name,
+            "month_column": self.month_column,
+            "time_column": self.time_column,
+            "index_columns": [list(group) for group in self.index_columns],
+            "cluster_columns": list(self.cluster_columns),
+            "key_columns": list(self.key_columns),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TableSpec:
+        return cls(
+            name=data["name"],
+            month_column=data.get("month_column") or DEFAULT_MONTH_COLUMN,
+            time_column=data.get("time_column"),
+            index_columns=tuple(tuple(group) for group in data.get("index_columns") or ()),
+            cluster_columns=tuple(data.get("cluster_columns") or ()),
+            key_columns=tuple(data.get("key_columns") or ()),
+        )
+
+
+def as_spec(table: str | TableSpec) -> TableSpec:
+    """A bare table name is a monthly table keyed on DEFAULT_MONTH_COLUMN, with no indexes."""
+    return table if isinstance(table, TableSpec) else TableSpec(table)
 
 
 @dataclass
@@ -80,25 +136,25 @@ class Dialect:
     int_type: str = "BIGINT"
 
 
-class WarehouseResource(dg.ConfigurableResource):
+class Warehouse:
     """Base of the warehouse backends; `schema_name` is the SQL schema (BigQuery: the dataset)."""
 
     schema_name: str = "ny_taxi"
 
     # -- what every backend implements -----------------------------------------------------
-    def replace_month(self, table: str, month: dt.date, source: TableSource) -> int:
+    def replace_month(self, table: str | TableSpec, month: dt.date, source: TableSource) -> int:
         """Atomically make `table`'s rows for `month` exactly `source`'s rows; returns the row count.
 
         Readers see the old month or the new one, never an empty or partial month. Rows are keyed
-        on `source_month`, a column we own, so no re-run can leave an old row behind.
+        on the spec's month column, so no re-run can leave an old row behind.
         """
         raise NotImplementedError
 
-    def replace_table(self, table: str, source: TableSource) -> int:
+    def replace_table(self, table: str | TableSpec, source: TableSource) -> int:
         """Atomically replace a whole (small, unpartitioned) table."""
         raise NotImplementedError
 
-    def replace_month_from_query(self, table: str, month: dt.date, select_sql: str) -> int:
+    def replace_month_from_query(self, table: str | TableSpec, month: dt.date, select_sql: str) -> int:
         """Atomically replace `table`'s month with the rows of a SELECT run inside the engine."""
         raise NotImplementedError
 
@@ -106,7 +162,8 @@ class WarehouseResource(dg.ConfigurableResource):
         """Run a read-only query and return its (small) result."""
         raise NotImplementedError
 
-    def read_month(self, table: str, month: dt.date) -> pa.Table:
+    def stream(self, sql: str) -> pa.RecordBatchReader:
+        """Run a read-only query and stream its result in record batches (memory: a batch)."""
         raise NotImplementedError
 
     def table_exists(self, table: str) -> bool:
@@ -125,19 +182,27 @@ class WarehouseResource(dg.ConfigurableResource):
         """The quoted, schema-qualified name of a table, for SQL we build ourselves."""
         return f'"{validate_identifier(self.schema_name, "schema")}"."{validate_identifier(table, "table")}"'
 
-    def table_metadata(self, table: str, month: dt.date | None = None) -> dict[str, object]:
-        """Column schema and the first rows of a table (or of one month), for the UI."""
-        from taxi_assets.defs.metadata import table_metadata
+    def select_months(self, table: str | TableSpec, months: list[dt.date] | None = None, columns: str = "*") -> str:
+        """SELECT of a table's rows, of the given months only (None: every month)."""
+        spec = as_spec(table)
+        text = f"SELECT {columns} FROM {self.table_ref(spec.name)}"
+        if months:
+            listed = ", ".join(sql_date_literal(m) for m in sorted(set(months)))
+            text += f" WHERE {spec.month_column} IN ({listed})"
+        return text
 
-        where = f" WHERE {SOURCE_MONTH} = {sql_date_literal(month)}" if month is not None else ""
-        preview = self.query(f"SELECT * FROM {self.table_ref(table)}{where} LIMIT 10")
-        return table_metadata(preview.schema, preview)
+    def read_month(self, table: str | TableSpec, month: dt.date) -> pa.Table:
+        return self.read_months(table, [month]).read_all()
 
-    def count(self, table: str, month: dt.date | None = None) -> int:
-        sql = f"SELECT COUNT(*) AS n FROM {self.table_ref(table)}"
-        if month is not None:
-            sql += f" WHERE {SOURCE_MONTH} = {sql_date_literal(month)}"
-        return int(self.query(sql).column("n")[0].as_py())
+    def read_months(self, table: str | TableSpec, months: list[dt.date]) -> pa.RecordBatchReader:
+        """The rows of these months, streamed."""
+        for month in months:
+            if not isinstance(month, dt.date) or isinstance(month, dt.datetime) or month.day != 1:
+                raise ValueError(f"{month!r} is not the first day of a month")
+        return self.stream(self.select_months(table, months))
+
+    def count(self, table: str | TableSpec, month: dt.date | None = None) -> int:
+        return int(self.query(self.select_months(table, [month] if month else None, "COUNT(*) AS n")).column("n")[0].as_py())
 
 
 def sql_date_literal(day: dt.date) -> str:

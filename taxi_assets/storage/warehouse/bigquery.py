@@ -37,19 +37,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import re
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import PrivateAttr
 
 from taxi_assets.storage import gcp
-from taxi_assets.tlc.services import SOURCE_MONTH
-from taxi_assets.storage.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, sql_date_literal
+from taxi_assets.storage.warehouse.base import Dialect, TableSource, TableSpec, Warehouse, WarehouseError, as_spec, sql_date_literal
 
 #: BigQuery dataset ids: letters, digits, underscores, at most 1024 characters.
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}\Z")
@@ -58,7 +58,6 @@ _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}\Z")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}\Z")
 _LOCATION = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 
-CLUSTER_COLUMNS = ("pickup_location_id", "dropoff_location_id")
 REPLACE_MODES = ("auto", "partition_load", "merge")
 
 _DIALECT = Dialect(
@@ -112,20 +111,23 @@ def bq_schema(schema: pa.Schema) -> list:
     return [bigquery.SchemaField(f.name, bq_type(f.type), mode="NULLABLE") for f in schema]
 
 
-class BigQueryWarehouse(WarehouseResource):
+@dataclass(kw_only=True)
+class BigQueryWarehouse(Warehouse):
     """Tables in a BigQuery dataset (`schema_name`) of `project`, in `location`.
 
-    `credentials_file`: a service-account key file path, given as `dg.EnvVar("TAXI_GCP_KEYFILE")`;
-    without it, Application Default Credentials. With BIGQUERY_EMULATOR_HOST set, the emulator.
+    `credentials_file`: a service-account key file path; without it, Application Default
+    Credentials. With `emulator_host` (BIGQUERY_EMULATOR_HOST), the emulator.
     """
 
     project: str
+    schema_name: str = "ny_taxi"
     location: str = "US"
-    credentials_file: str | None = None
+    credentials_file: str | None = field(default=None, repr=False)
     replace_mode: str = "auto"
     job_timeout_seconds: float = 900.0
-    _client: object = PrivateAttr(default=None)
-    _dataset_ready: bool = PrivateAttr(default=False)
+    emulator_host: str | None = None
+    _client: object = field(default=None, init=False, repr=False)
+    _dataset_ready: bool = field(default=False, init=False, repr=False)
 
     # -- configuration ---------------------------------------------------------------------
     def validate_names(self) -> None:
@@ -141,7 +143,7 @@ class BigQueryWarehouse(WarehouseResource):
     def mode(self) -> str:
         if self.replace_mode != "auto":
             return self.replace_mode
-        return "merge" if gcp.bigquery_emulator_host() else "partition_load"
+        return "merge" if self.emulator_host else "partition_load"
 
     def with_client(self, client: object) -> BigQueryWarehouse:
         """Use this client (tests hand in a recording fake)."""
@@ -152,7 +154,7 @@ class BigQueryWarehouse(WarehouseResource):
     def client(self):
         self.validate_names()
         if self._client is None:
-            self._client = gcp.bigquery_client(self.project, self.location, self.credentials_file)
+            self._client = gcp.bigquery_client(self.project, self.location, self.credentials_file, self.emulator_host)
         return self._client
 
     def table_id(self, table: str) -> str:
@@ -163,11 +165,13 @@ class BigQueryWarehouse(WarehouseResource):
         return f"`{self.table_id(table)}`"
 
     # -- writes ----------------------------------------------------------------------------
-    def replace_month(self, table: str, month: dt.date, source: TableSource) -> int:
-        target = self._ensure_table(table, bq_schema(source.schema))
+    def replace_month(self, table: str | TableSpec, month: dt.date, source: TableSource) -> int:
+        spec = as_spec(table)
+        table = spec.name
+        target = self._ensure_table(spec, bq_schema(source.schema))
         schema = list(target.schema)
         if self.mode == "partition_load":
-            self._check_partitioning(target)
+            self._check_partitioning(target, spec.month_column)
             with self._load_input(source) as load_input:
                 job = self._load(load_input, f"{self.table_id(table)}${month:%Y%m}", schema, "WRITE_TRUNCATE", "CREATE_NEVER")
             return int(job.output_rows or 0)
@@ -176,34 +180,37 @@ class BigQueryWarehouse(WarehouseResource):
             with self._load_input(source) as load_input:
                 self._load(load_input, self.table_id(stage), schema, "WRITE_TRUNCATE", "CREATE_IF_NEEDED", expires=True)
             check = self._rows(
-                f"SELECT COUNT(*) AS n, COUNTIF({SOURCE_MONTH} IS NULL OR {SOURCE_MONTH} != {sql_date_literal(month)}) AS other "
+                f"SELECT COUNT(*) AS n, COUNTIF({spec.month_column} IS NULL OR {spec.month_column} != {sql_date_literal(month)}) AS other "
                 f"FROM {self.table_ref(stage)}"
             )[0]
             source.refuse_unexpected(f"{table} {month:%Y-%m}", int(check["n"]))
             if check["other"]:
                 raise WarehouseError(
-                    f"{table} {month:%Y-%m}: {check['other']} of {check['n']} rows do not carry source_month "
+                    f"{table} {month:%Y-%m}: {check['other']} of {check['n']} rows do not carry {spec.month_column} "
                     f"{month:%Y-%m}; refusing a load that would leave rows of other months behind"
                 )
-            self._run(self._merge_sql(table, month, self.table_ref(stage), [f.name for f in schema]))
+            self._run(self._merge_sql(spec, month, self.table_ref(stage), [f.name for f in schema]))
             return int(check["n"])
         finally:
             self.client.delete_table(self.table_id(stage), not_found_ok=True)
 
-    def replace_table(self, table: str, source: TableSource) -> int:
+    def replace_table(self, table: str | TableSpec, source: TableSource) -> int:
         """One load job, WRITE_TRUNCATE on the whole (small, unpartitioned) table: atomic."""
+        table = as_spec(table).name
         self.table_id(table)  # refuse a bad name before any call
         self._ensure_dataset()
         with self._load_input(source) as load_input:
             self._load(load_input, self.table_id(table), bq_schema(source.schema), "WRITE_TRUNCATE", "CREATE_IF_NEEDED")
-        return self.count(table)
+        return int(self._rows(f"SELECT COUNT(*) AS n FROM {self.table_ref(table)}")[0]["n"])
 
-    def replace_month_from_query(self, table: str, month: dt.date, select_sql: str) -> int:
+    def replace_month_from_query(self, table: str | TableSpec, month: dt.date, select_sql: str) -> int:
         from google.cloud import bigquery
 
-        target = self._ensure_table(table, None, select_sql=select_sql)
+        spec = as_spec(table)
+        table = spec.name
+        target = self._ensure_table(spec, None, select_sql=select_sql)
         if self.mode == "partition_load":
-            self._check_partitioning(target)
+            self._check_partitioning(target, spec.month_column)
             config = bigquery.QueryJobConfig(
                 destination=f"{self.table_id(table)}${month:%Y%m}",
                 write_disposition="WRITE_TRUNCATE",
@@ -211,15 +218,21 @@ class BigQueryWarehouse(WarehouseResource):
             )
             self._run(select_sql, config)
         else:
-            self._run(self._merge_sql(table, month, f"({select_sql})", [f.name for f in target.schema]))
-        return self.count(table, month)
+            self._run(self._merge_sql(spec, month, f"({select_sql})", [f.name for f in target.schema]))
+        return self.count(spec, month)
 
     # -- reads -----------------------------------------------------------------------------
     def query(self, sql: str) -> pa.Table:
         return self._run(sql).to_arrow(create_bqstorage_client=False)
 
-    def read_month(self, table: str, month: dt.date) -> pa.Table:
-        return self.query(f"SELECT * FROM {self.table_ref(table)} WHERE {SOURCE_MONTH} = {sql_date_literal(month)}")
+    def stream(self, sql: str) -> pa.RecordBatchReader:
+        """The result page by page, through the REST API's pages (memory: a page)."""
+        rows = self._run(sql)
+        pages = iter(rows.to_arrow_iterable(bqstorage_client=None))
+        first = next(pages, None)
+        if first is None:
+            return rows.to_arrow(create_bqstorage_client=False).to_reader()
+        return pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], pages))
 
     def table_exists(self, table: str) -> bool:
         from google.api_core.exceptions import NotFound
@@ -235,8 +248,8 @@ class BigQueryWarehouse(WarehouseResource):
         return _DIALECT
 
     def describe(self) -> str:
-        emulator = gcp.bigquery_emulator_host() is not None
-        where = f" at emulator {gcp.bigquery_emulator_host()}" if emulator else ""
+        emulator = self.emulator_host is not None
+        where = f" at emulator {self.emulator_host}" if emulator else ""
         return (
             f"BigQuery {self.project}.{self.schema_name} ({self.location}){where}; months replaced by {self.mode}; "
             f"credentials: {gcp.describe_credentials(self.credentials_file, emulator)}"
@@ -265,13 +278,13 @@ class BigQueryWarehouse(WarehouseResource):
             self.client.create_dataset(dataset, exists_ok=True)
         self._dataset_ready = True
 
-    def _ensure_table(self, table: str, schema: list | None, select_sql: str | None = None):
+    def _ensure_table(self, spec: TableSpec, schema: list | None, select_sql: str | None = None):
         """The table, created partitioned and clustered with an explicit schema if it is missing;
         columns a newer schema brought are added (nullable) before any load."""
         from google.api_core.exceptions import NotFound
         from google.cloud import bigquery
 
-        table_id = self.table_id(table)  # refuse a bad name before any call
+        table_id = self.table_id(spec.name)  # refuse a bad name before any call
         self._ensure_dataset()
         try:
             existing = self.client.get_table(table_id)
@@ -286,9 +299,9 @@ class BigQueryWarehouse(WarehouseResource):
         if existing is None:
             names = [f.name for f in schema]
             new = bigquery.Table(table_id, schema=schema)
-            if SOURCE_MONTH in names:
-                new.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.MONTH, field=SOURCE_MONTH)
-            cluster = [c for c in CLUSTER_COLUMNS if c in names]
+            if spec.month_column in names:
+                new.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.MONTH, field=spec.month_column)
+            cluster = [c for c in spec.cluster_columns if c in names]
             if cluster:
                 new.clustering_fields = cluster
             return self.client.create_table(new, exists_ok=True)
@@ -300,11 +313,11 @@ class BigQueryWarehouse(WarehouseResource):
         return existing
 
     @staticmethod
-    def _check_partitioning(table) -> None:
+    def _check_partitioning(table, month_column: str) -> None:
         tp = table.time_partitioning
-        if tp is None or tp.field != SOURCE_MONTH or tp.type_ != "MONTH":
+        if tp is None or tp.field != month_column or tp.type_ != "MONTH":
             raise WarehouseError(
-                f"{table.table_id} is not partitioned by MONTH on {SOURCE_MONTH} ({tp}); a partition load "
+                f"{table.table_id} is not partitioned by MONTH on {month_column} ({tp}); a partition load "
                 "would not replace exactly one source month. Recreate it, or use replace_mode='merge'."
             )
 
@@ -352,12 +365,12 @@ class BigQueryWarehouse(WarehouseResource):
     def _staging_name(self, table: str, month: dt.date) -> str:
         return validate_table(f"_stage_{validate_table(table)}_{month:%Y%m}_{uuid.uuid4().hex[:8]}"[:1024])
 
-    def _merge_sql(self, table: str, month: dt.date, source_sql: str, columns: list[str]) -> str:
+    def _merge_sql(self, spec: TableSpec, month: dt.date, source_sql: str, columns: list[str]) -> str:
         """One MERGE: delete the month's rows, insert the source's; atomic as one DML statement."""
         cols = ", ".join(f"`{validate_table(c)}`" for c in columns)
         values = ", ".join(f"S.`{c}`" for c in columns)
         return (
-            f"MERGE {self.table_ref(table)} AS T USING {source_sql} AS S ON FALSE "
-            f"WHEN NOT MATCHED BY SOURCE AND T.{SOURCE_MONTH} = {sql_date_literal(month)} THEN DELETE "
+            f"MERGE {self.table_ref(spec.name)} AS T USING {source_sql} AS S ON FALSE "
+            f"WHEN NOT MATCHED BY SOURCE AND T.{spec.month_column} = {sql_date_literal(month)} THEN DELETE "
             f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})"
         )

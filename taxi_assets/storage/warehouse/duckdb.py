@@ -12,13 +12,13 @@ import datetime as dt
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from taxi_assets.tlc.services import SOURCE_MONTH
-from taxi_assets.storage.warehouse.base import Dialect, TableSource, WarehouseError, WarehouseResource, sql_date_literal
+from taxi_assets.storage.warehouse.base import Dialect, TableSource, TableSpec, Warehouse, WarehouseError, as_spec
 
 _DIALECT = Dialect(
     seconds_between=lambda start, end: f"date_diff('second', {start}, {end})",
@@ -27,25 +27,29 @@ _DIALECT = Dialect(
 )
 
 
-class DuckDBWarehouse(WarehouseResource):
+@dataclass(kw_only=True)
+class DuckDBWarehouse(Warehouse):
     """Tables in a local DuckDB file (default `data/warehouse.duckdb`)."""
 
     path: str = "data/warehouse.duckdb"
+    schema_name: str = "ny_taxi"
     #: DuckDB lets one process write a file at a time; steps of parallel runs wait their turn.
     lock_timeout_seconds: float = 300.0
 
-    @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _open(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_seconds
         while True:
             try:
-                con = duckdb.connect(self.path, read_only=read_only)
-                break
+                return duckdb.connect(self.path, read_only=read_only)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2 + random.random() * 0.5)
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._open(read_only)
         try:
             if not read_only:
                 con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema_name}"')
@@ -54,19 +58,21 @@ class DuckDBWarehouse(WarehouseResource):
             con.close()
 
     # -- writes ----------------------------------------------------------------------------
-    def replace_month(self, table: str, month: dt.date, source: TableSource) -> int:
+    def replace_month(self, table: str | TableSpec, month: dt.date, source: TableSource) -> int:
+        spec = as_spec(table)
+        table, column = spec.name, spec.month_column
         ref = self.table_ref(table)
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 self._ensure_table(con, ref, source.schema)
-                con.execute(f"DELETE FROM {ref} WHERE {SOURCE_MONTH} = ?", [month])
+                con.execute(f'DELETE FROM {ref} WHERE "{column}" = ?', [month])
                 inserted = self._insert(con, ref, source)
                 source.refuse_unexpected(f"{table} {month:%Y-%m}", inserted)
-                loaded = con.execute(f"SELECT COUNT(*) FROM {ref} WHERE {SOURCE_MONTH} = ?", [month]).fetchone()[0]
+                loaded = con.execute(f'SELECT COUNT(*) FROM {ref} WHERE "{column}" = ?', [month]).fetchone()[0]
                 if loaded != inserted:
                     raise WarehouseError(
-                        f"{table} {month:%Y-%m}: {inserted} rows given but {loaded} carry source_month "
+                        f"{table} {month:%Y-%m}: {inserted} rows given but {loaded} carry {column} "
                         f"{month:%Y-%m}; refusing a load that would leave rows of other months behind"
                     )
                 con.execute("COMMIT")
@@ -75,8 +81,8 @@ class DuckDBWarehouse(WarehouseResource):
                 raise
         return loaded
 
-    def replace_table(self, table: str, source: TableSource) -> int:
-        ref = self.table_ref(table)
+    def replace_table(self, table: str | TableSpec, source: TableSource) -> int:
+        ref = self.table_ref(as_spec(table).name)
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -89,16 +95,17 @@ class DuckDBWarehouse(WarehouseResource):
                 raise
         return inserted
 
-    def replace_month_from_query(self, table: str, month: dt.date, select_sql: str) -> int:
-        ref = self.table_ref(table)
+    def replace_month_from_query(self, table: str | TableSpec, month: dt.date, select_sql: str) -> int:
+        spec = as_spec(table)
+        ref, column = self.table_ref(spec.name), spec.month_column
         with self.connect() as con:
             # Created in its own committed statement: see _ensure_table on CREATE ... AS in a transaction.
             con.execute(f"CREATE TABLE IF NOT EXISTS {ref} AS SELECT * FROM ({select_sql}) AS q LIMIT 0")
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(f"DELETE FROM {ref} WHERE {SOURCE_MONTH} = ?", [month])
+                con.execute(f'DELETE FROM {ref} WHERE "{column}" = ?', [month])
                 con.execute(f"INSERT INTO {ref} BY NAME SELECT * FROM ({select_sql}) AS q")
-                loaded = con.execute(f"SELECT COUNT(*) FROM {ref} WHERE {SOURCE_MONTH} = ?", [month]).fetchone()[0]
+                loaded = con.execute(f'SELECT COUNT(*) FROM {ref} WHERE "{column}" = ?', [month]).fetchone()[0]
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -110,8 +117,15 @@ class DuckDBWarehouse(WarehouseResource):
         with self.connect() as con:
             return con.execute(sql).to_arrow_table()
 
-    def read_month(self, table: str, month: dt.date) -> pa.Table:
-        return self.query(f"SELECT * FROM {self.table_ref(table)} WHERE {SOURCE_MONTH} = {sql_date_literal(month)}")
+    def stream(self, sql: str) -> pa.RecordBatchReader:
+        """The result in record batches; the connection stays open until the last one."""
+        probe = self.query(f"SELECT * FROM ({sql}) AS q LIMIT 0")
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            with self.connect() as con:
+                yield from con.execute(sql).fetch_record_batch(64 * 1024)
+
+        return pa.RecordBatchReader.from_batches(probe.schema, batches())
 
     def table_exists(self, table: str) -> bool:
         with self.connect() as con:
@@ -120,6 +134,10 @@ class DuckDBWarehouse(WarehouseResource):
                 [self.schema_name, table],
             ).fetchone()[0]
         return bool(found)
+
+    def relation(self, sql: str) -> duckdb.DuckDBPyRelation:
+        """A lazy relation over a query: DuckDB runs what is built on it; its connection lives as long as it does."""
+        return self._open().sql(sql)
 
     @property
     def dialect(self) -> Dialect:

@@ -1,0 +1,71 @@
+"""A month's trips in the warehouse table, and its rejects counted per rule, each month replaced atomically."""
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from taxi_assets.defs.metadata import column_schema
+from taxi_assets.defs.partitions import asset_key, monthly_partitions
+from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
+from taxi_assets.defs.tables import rejects_summary_spec, trips_spec
+from taxi_assets.storage.handles import LakeFile, LakeMonthDataset
+from taxi_assets.storage.warehouse.base import TableSource
+from taxi_assets.tlc.cleaning import REJECT_RULE
+from taxi_assets.tlc.months import parse_month
+from taxi_assets.tlc.services import SOURCE_MONTH, Service
+
+
+def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
+    partitions = monthly_partitions(service)
+    spec = trips_spec(service)
+
+    @dg.asset(
+        key=asset_key(service, "trips_table"),
+        ins={"by_date": dg.AssetIn(asset_key(service, "trips_by_pickup_date")), "cleaned": dg.AssetIn(asset_key(service, "trips_cleaned"))},
+        partitions_def=partitions,
+        group_name=service.name,
+        io_manager_key="warehouse_io_manager",
+        metadata={"table_spec": spec.to_dict(), "dagster/column_schema": column_schema(service.schema)},
+        kinds={"sql"},
+        pool="warehouse_writes",
+        automation_condition=FOLLOW_UPSTREAM,
+        backfill_policy=ONE_MONTH_PER_RUN,
+        description=f"{service.title} cleaned trips in the warehouse table {spec.name}, one month replaced atomically.",
+    )
+    def trips_table(by_date: LakeMonthDataset, cleaned: LakeFile) -> TableSource:
+        # Rows are sent from the lake's date folders, day after day, each day sorted: a row store
+        # (Postgres) holds the month in pickup order (time ranges read adjacent pages; the time
+        # index can be a BRIN). An engine that reads parquet itself (DuckDB from this disk,
+        # BigQuery from the bucket) takes the month's cleaned file instead: the same rows in one
+        # file, read in parallel, and a columnar table needs no order.
+        source = by_date.table_source(service.schema, order_by="pickup_datetime")
+        direct = cleaned.table_source()
+        source.local_parquet, source.uris, source.expected_rows = direct.local_parquet, direct.uris, direct.expected_rows
+        return source
+
+    @dg.asset(
+        key=asset_key(service, "rejects_summary"),
+        ins={"rejected": dg.AssetIn(asset_key(service, "trips_rejected"))},
+        partitions_def=partitions,
+        group_name=service.name,
+        io_manager_key="warehouse_io_manager",
+        metadata={"table_spec": rejects_summary_spec(service).to_dict()},
+        kinds={"sql"},
+        pool="warehouse_writes",
+        automation_condition=FOLLOW_UPSTREAM,
+        backfill_policy=ONE_MONTH_PER_RUN,
+        description=f"Rejected {service.title.lower()} rows per cleaning rule and month, in the warehouse.",
+    )
+    def rejects_summary(context: dg.AssetExecutionContext, rejected: LakeFile) -> pa.Table:
+        month = parse_month(context.partition_key)
+        rules = rejected.parquet().read(columns=[REJECT_RULE])
+        counts = rules.group_by(REJECT_RULE).aggregate([([], "count_all")]).sort_by(REJECT_RULE)
+        return pa.table(
+            {
+                SOURCE_MONTH: pa.array([month] * counts.num_rows, pa.date32()),
+                "rule": counts.column(REJECT_RULE),
+                "rows": pc.cast(counts.column("count_all"), pa.int64()),
+            }
+        )
+
+    return [trips_table, rejects_summary]

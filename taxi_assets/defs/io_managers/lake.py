@@ -1,0 +1,258 @@
+"""The lake IO manager: publishes files and months atomically, hands back what the input asks for.
+
+Where an asset's data lives is declared in its definition metadata: `lake_key` (one parquet file a
+month), `lake_folder` (a folder a month holding the file as published), `lake_dataset` (a month of
+`pickup_date=` folders behind a manifest). A user's asset without any of them is stored at
+`assets/<asset key>/<partition>.parquet` (unpartitioned: `assets/<asset key>.parquet`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from taxi_assets.defs.io_managers.selection import input_partitions, output_partition
+from taxi_assets.defs.io_managers.types import READABLE, from_dataset, to_arrow, unsupported, wanted_type
+from taxi_assets.defs.metadata import parquet_metadata
+from taxi_assets.defs.resources import LakeResource
+from taxi_assets.storage.handles import DatePartitionedMonth, LakeFile, LakeMonthDataset, StagedFile
+from taxi_assets.storage.lake import HIVE_NULL, PARQUET_WRITE_OPTIONS, Lake
+from taxi_assets.tlc.months import month_label, parse_month
+
+_LAKE_TYPES = {**READABLE, ds.Dataset: "pyarrow.dataset.Dataset (lazy)", duckdb.DuckDBPyRelation: "duckdb.DuckDBPyRelation (lazy)"}
+_LABEL = re.compile(r"\d{4}-\d{2}")
+
+
+class LakeIOManager(dg.ConfigurableIOManager):
+    """Publishes lake assets atomically in the lake (local folder or gs://) and loads them as the
+    input's annotation asks: pandas, Arrow, a streamed reader, a pyarrow dataset or a DuckDB relation,
+    for one month, the months a partition mapping gives, or every landed month."""
+
+    lake: LakeResource
+
+    # -- writes ----------------------------------------------------------------------------
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        meta = context.definition_metadata or {}
+        lake = self.lake.lake
+        if isinstance(obj, StagedFile) and "lake_folder" in meta:
+            folder = _format(meta["lake_folder"], output_partition(context))
+            key = f"{folder}/{obj.path.name}"
+            lake.put_file(obj.path, key)
+            # A month's raw file is one object; a format switch must not leave the other behind.
+            for other in _files_in(lake, folder):
+                if other != key:
+                    lake.delete(other)
+        elif isinstance(obj, StagedFile) and "lake_key" in meta:
+            key = _format(meta["lake_key"], output_partition(context))
+            context.add_output_metadata(parquet_metadata(pq.ParquetFile(obj.path)))
+            lake.put_file(obj.path, key)
+        elif isinstance(obj, DatePartitionedMonth) and "lake_dataset" in meta:
+            self._publish_dated_month(context, lake, meta["lake_dataset"], obj)
+            return
+        elif (rows := to_arrow(obj)) is not None and not {"lake_folder", "lake_dataset"} & set(meta):
+            key = _format(self._template(context, meta), output_partition(context))
+            with lake.staging_dir() as tmp:
+                staged = tmp / "part.parquet"
+                _write_parquet(rows, staged)
+                context.add_output_metadata(parquet_metadata(pq.ParquetFile(staged)))
+                lake.put_file(staged, key)  # atomic: readers see the old file or the new one
+        else:
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: the lake IO manager cannot store {type(obj).__name__} "
+                f"with metadata {sorted(meta)}; return a pandas.DataFrame, pyarrow.Table or pyarrow.RecordBatchReader"
+            )
+        context.add_output_metadata({"dagster/uri": lake.display(key), "bytes": lake.size(key)})
+
+    def _publish_dated_month(self, context: dg.OutputContext, lake: Lake, dataset: str, obj: DatePartitionedMonth) -> None:
+        month = month_label(parse_month(output_partition(context)))
+        manifest = lake.publish_partitioned_month(
+            dataset=dataset,
+            month=month,
+            file_prefix=obj.file_prefix,
+            batches=_with_date_column(obj),
+            schema=obj.source.schema.append(pa.field(obj.partition_column, pa.date32())),
+            partition_column=obj.partition_column,
+            expected_rows=obj.source.expected_rows,
+        )
+        if manifest.files:
+            context.add_output_metadata(parquet_metadata(lake.parquet_file(f"{dataset}/{manifest.files[0].path}")))
+        context.add_output_metadata(
+            {
+                "dagster/uri": lake.display(dataset),
+                "dagster/row_count": manifest.rows,
+                "files": len(manifest.files),
+                "pickup_dates": len({e.path.split("/")[0] for e in manifest.files}),
+                "version": manifest.version,
+                "manifest": lake.display(lake.manifest_key(dataset, month)),
+            }
+        )
+
+    @staticmethod
+    def _template(context: dg.OutputContext | dg.InputContext, meta: dict) -> str:
+        """Where an asset's partitions are stored: its `lake_key`, else under assets/<asset key>/."""
+        if "lake_key" in meta:
+            return meta["lake_key"]
+        base = "assets/" + "/".join(context.asset_key.path)
+        return f"{base}/{{month}}.parquet" if context.has_asset_partitions else f"{base}.parquet"
+
+    # -- reads -----------------------------------------------------------------------------
+    def load_input(self, context: dg.InputContext) -> object:
+        upstream = context.upstream_output
+        meta = upstream.definition_metadata or {}
+        lake = self.lake.lake
+        name = upstream.asset_key.to_user_string()
+        wanted = wanted_type(context)
+        keys = input_partitions(context)
+        if wanted in (None, LakeFile, LakeMonthDataset):
+            if keys is None and context.has_asset_partitions:
+                raise unsupported(context, "every month as one handle", "lake", list(_LAKE_TYPES.values()))
+            if keys is not None and len(keys) > 1:
+                raise unsupported(context, f"{len(keys)} months as one handle", "lake", list(_LAKE_TYPES.values()))
+            return self._handle(lake, meta, name, keys[0] if keys else None)
+        if wanted not in _LAKE_TYPES:
+            raise unsupported(context, wanted, "lake", list(_LAKE_TYPES.values()) + ["LakeFile / LakeMonthDataset (one month)"])
+        return from_dataset(self._dataset(context, lake, meta, keys), wanted)
+
+    def _handle(self, lake: Lake, meta: dict, name: str, partition: str | None) -> LakeFile | LakeMonthDataset:
+        where = f" {month_label(parse_month(partition))}" if partition is not None else ""
+        if "lake_folder" in meta:
+            folder = _format(meta["lake_folder"], partition)
+            files = _files_in(lake, folder)
+            if not files:
+                raise FileNotFoundError(f"{name}{where} is not in the lake ({lake.display(folder)}): materialize it first")
+            return LakeFile(lake, files[0])
+        if "lake_key" in meta:
+            key = _format(meta["lake_key"], partition)
+            if not lake.exists(key):
+                raise FileNotFoundError(f"{name}{where} is not in the lake ({lake.display(key)}): materialize it first")
+            return LakeFile(lake, key)
+        if "lake_dataset" in meta:
+            return LakeMonthDataset(lake, meta["lake_dataset"], month_label(parse_month(partition)), meta.get("partition_column", "pickup_date"))
+        raise TypeError(f"{name}: no lake location in its metadata")
+
+    def _dataset(self, context: dg.InputContext, lake: Lake, meta: dict, keys: list[str] | None) -> ds.Dataset:
+        """The selected partitions' files as one lazy dataset; every landed one when `keys` is None."""
+        name = context.upstream_output.asset_key.to_user_string()
+        if "lake_dataset" in meta:
+            dataset, column = meta["lake_dataset"], meta.get("partition_column", "pickup_date")
+            months = [month_label(parse_month(k)) for k in keys] if keys is not None else _landed(lake, f"{dataset}/_manifests", ".json")
+            files = [f for m in months for f in lake.month_files(dataset, m)]
+            _refuse_missing(name, keys, months, [m for m in months if not lake.month_files(dataset, m)] if keys else [])
+            partitioning = ds.HivePartitioning(pa.schema([(column, pa.date32())]), null_fallback=HIVE_NULL)
+            return _files_dataset(lake, files, "parquet", partitioning=partitioning, base=lake.path(dataset))
+        if "lake_folder" in meta:
+            template = meta["lake_folder"]
+            parts = _partitions(lake, template, keys, folders=True)
+            files = [f for p in parts for f in _files_in(lake, _format(template, p))]
+            _refuse_missing(name, keys, parts, [p for p in parts if not _files_in(lake, _format(template, p))] if keys else [])
+            return _files_dataset(lake, files, "csv" if files and ".csv" in files[0] else "parquet")
+        template = self._template(context, meta)
+        if keys is None and "{month}" not in template:
+            files = [template] if lake.exists(template) else []
+        else:
+            parts = _partitions(lake, template, keys, folders=False)
+            files = [_format(template, p) for p in parts]
+            _refuse_missing(name, keys, parts, [p for p, f in zip(parts, files) if not lake.exists(f)] if keys else [])
+        return _files_dataset(lake, files, "parquet")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _format(template: str, partition: str | None) -> str:
+    if "{month}" not in template:
+        return template
+    if partition is None:
+        raise ValueError(f"lake path {template!r} needs a partition")
+    return template.format(month=month_label(parse_month(partition)) if _is_month(partition) else partition)
+
+
+def _is_month(partition: str) -> bool:
+    try:
+        parse_month(partition)
+        return True
+    except ValueError:
+        return False
+
+
+def _partitions(lake: Lake, template: str, keys: list[str] | None, folders: bool) -> list[str]:
+    """The given partitions, or every one found in the lake (the labels in the template's place)."""
+    if keys is not None:
+        return keys
+    parent, _, leaf = template.rpartition("/")
+    if "{month}" in parent:
+        raise ValueError(f"lake path {template!r}: the partition must be in the last part to list every partition")
+    prefix, _, suffix = leaf.partition("{month}")
+    pattern = re.compile(re.escape(prefix) + r"(.+)" + re.escape(suffix) + r"\Z")
+    infos = lake.fs.get_file_info(pafs.FileSelector(lake.path(parent), allow_not_found=True))
+    kind = pafs.FileType.Directory if folders else pafs.FileType.File
+    found = [m.group(1) for i in infos if i.type == kind and ".tmp-" not in i.base_name and (m := pattern.match(i.base_name))]
+    return sorted(found)
+
+
+def _landed(lake: Lake, folder: str, suffix: str) -> list[str]:
+    infos = lake.fs.get_file_info(pafs.FileSelector(lake.path(folder), allow_not_found=True))
+    return sorted(
+        i.base_name[: -len(suffix)] for i in infos if i.base_name.endswith(suffix) and _LABEL.fullmatch(i.base_name[: -len(suffix)])
+    )
+
+
+def _refuse_missing(name: str, keys: list[str] | None, parts: list[str], missing: list[str]) -> None:
+    if missing:
+        raise FileNotFoundError(
+            f"{name}: {len(missing)} of the {len(parts)} partitions asked for are not in the lake "
+            f"({', '.join(missing[:6])}{'...' if len(missing) > 6 else ''}): materialize them first"
+        )
+
+
+def _files_dataset(lake: Lake, keys: list[str], fmt: str, partitioning=None, base: str | None = None) -> ds.Dataset:
+    """One dataset over the files; a column some months lack (an older schema era) reads as null."""
+    if not keys:
+        return ds.dataset([], schema=pa.schema([]), format=fmt)
+    paths = [lake.path(k) for k in keys]
+    schemas = [ds.dataset(lake.path(k), filesystem=lake.fs, format=fmt).schema for k in _one_per_month(keys)]
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    if partitioning is not None:
+        schema = pa.unify_schemas([schema, partitioning.schema])
+    return ds.dataset(paths, schema=schema, filesystem=lake.fs, format=fmt, partitioning=partitioning, partition_base_dir=base)
+
+
+def _one_per_month(keys: list[str]) -> list[str]:
+    """One file of each month (files of a month share a schema): a schema read per month, not per file."""
+    seen, picked = set(), []
+    for key in keys:
+        label = _LABEL.search(key)
+        mark = label.group(0) if label else key
+        if mark not in seen:
+            seen.add(mark)
+            picked.append(key)
+    return picked
+
+
+def _files_in(lake: Lake, folder: str) -> list[str]:
+    infos = lake.fs.get_file_info(pafs.FileSelector(lake.path(folder), allow_not_found=True))
+    prefix = lake.path(folder) + "/"
+    return sorted(
+        f"{folder}/{i.path[len(prefix):]}" for i in infos if i.type == pafs.FileType.File and ".tmp-" not in i.base_name
+    )
+
+
+def _write_parquet(rows: pa.Table | pa.RecordBatchReader, path: Path) -> None:
+    reader = rows.to_reader() if isinstance(rows, pa.Table) else rows
+    with pq.ParquetWriter(path, reader.schema, **PARQUET_WRITE_OPTIONS) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
+def _with_date_column(month: DatePartitionedMonth):
+    reader = month.source.open()
+    for batch in reader:
+        day = pc.cast(batch.column(month.derived_from), pa.date32())
+        yield batch.append_column(month.partition_column, day)
+
