@@ -31,11 +31,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from taxi_assets.tlc.services import SOURCE_MONTH, YELLOW
-from taxi_assets.tlc.months import next_month
+from taxi_assets.defs.tables import trips_spec
 from taxi_assets.storage.warehouse.base import TableSource
 from taxi_assets.storage.warehouse.pg_copy import BinaryCopyEncoder, pg_type_for
 from taxi_assets.storage.warehouse.postgres import PostgresWarehouse
+from taxi_assets.tlc.months import next_month
+from taxi_assets.tlc.services import SOURCE_MONTH, YELLOW
 
 MONTH = dt.date(2024, 1, 1)
 BATCH_ROWS = 256 * 1024
@@ -179,15 +180,11 @@ def bench_encode(path: Path) -> int:
 
 
 def bench_ours(url: str, path: Path, schema: str, indexes: bool) -> int:
-    if indexes:
-        wh = PostgresWarehouse(url=url, schema_name=schema)
-    else:
-        wh = PostgresWarehouse(url=url, schema_name=schema, index_columns=[])
-    return wh.replace_month("yellow_trips", MONTH, parquet_source(path))
+    wh = PostgresWarehouse(url=url, schema_name=schema)
+    return wh.replace_month(trips_spec(YELLOW) if indexes else "yellow_trips", MONTH, parquet_source(path))
 
 
 def bench_to_sql(url: str, path: Path, schema: str, limit: int) -> int:
-    import pandas as pd  # the bench extra: pip install -e '.[bench]'
     import sqlalchemy
 
     info = psycopg.conninfo.conninfo_to_dict(url)

@@ -39,27 +39,41 @@ the same month, the speed-up in time).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.rss import MiB, TreeSampler, run_sampled
-
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
+from benchmarks.children import (
+    SCOPES,
+    SERVICE_ASSETS,
+    _step_times,
+    child_pipeline,
+    child_zones,
+)
+from benchmarks.common import (
+    PY,
+    ROOT,
+    Result,
+    _loadavg,
+    _month_list,
+    _r,
+    _read_json,
+    drop_schema,
+    log,
+    pg_env,
+    postgres,
+)
+from benchmarks.daemon import _backfill_extra, backfill_daemon
+from benchmarks.report import print_table
+from benchmarks.rss import run_sampled
 
 YELLOW_MONTH = "2021-01"  # the zoomcamp's month; the csv.gz mirror stops at 2021-07
 FHVHV_MONTH = "2021-01"
@@ -69,250 +83,9 @@ FULL = {"yellow_rows": 3_000_000, "fhvhv_rows": 20_000_000, "months": 12, "backf
 QUICK = {"yellow_rows": 20_000, "fhvhv_rows": 30_000, "months": 2, "backfill_rows": 10_000}
 
 VARIANTS = ("zoomcamp", "dagster-in-process", "dagster-cli", "backfill")
-#: The issue's chain for a month: download -> raw -> cleaned (+ rejected) -> lake by date -> warehouse
-#: table, with the checks on those assets. What the zoomcamp recipe is compared with.
-INGEST_ASSETS = ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table")
-#: The assets of a service month (the service's group, the `<service>_monthly` job): the chain, the
-#: rejects summary and the daily zone mart. What a backfill selects.
-SERVICE_ASSETS = (*INGEST_ASSETS, "rejects_summary", "daily_zone_mart")
-#: What an in-process variant runs: the chain only, or the whole monthly job.
-SCOPES = {"ingest": INGEST_ASSETS, "job": SERVICE_ASSETS}
-PG_DATABASE = "ny_taxi"
-
-
-# ============================================================================ results
-
-
-@dataclass
-class Result:
-    variant: str
-    service: str
-    fmt: str
-    rows: int
-    seconds: float | None
-    peak_rss_mb: float | None
-    process_seconds: float | None = None
-    cpu_seconds: float | None = None
-    max_single_rss_mb: float | None = None
-    peak_processes: int | None = None
-    ok: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rows_per_s(self) -> float | None:
-        return self.rows / self.seconds if self.seconds else None
-
-    def as_json(self, baseline: Result | None) -> dict[str, Any]:
-        ratio = None
-        if baseline is not None and baseline is not self and self.rows_per_s and baseline.rows_per_s:
-            ratio = round(self.rows_per_s / baseline.rows_per_s, 2)
-        rnd = lambda v, n=3: None if v is None else round(v, n)  # noqa: E731
-        return {
-            "variant": self.variant,
-            "service": self.service,
-            "format": self.fmt,
-            "rows": self.rows,
-            "seconds": rnd(self.seconds),
-            "rows_per_s": rnd(self.rows_per_s, 0),
-            "peak_rss_mb": rnd(self.peak_rss_mb, 1),
-            "ratio_vs_zoomcamp": ratio,
-            "process_seconds": rnd(self.process_seconds),
-            "cpu_seconds": rnd(self.cpu_seconds),
-            "max_single_rss_mb": rnd(self.max_single_rss_mb, 1),
-            "peak_processes": self.peak_processes,
-            "ok": self.ok,
-            **self.extra,
-        }
-
-
-# ============================================================================ helpers
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def _month_list(first: str, count: int) -> list[str]:
-    year, month = map(int, first.split("-"))
-    out = []
-    for _ in range(count):
-        out.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return out
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-@contextlib.contextmanager
-def postgres(pg_url: str | None, fast: bool) -> Iterator[str]:
-    """A libpq URL of the database `ny_taxi` on --pg-url's server or on a throwaway one."""
-    import psycopg
-    from psycopg import sql
-
-    if pg_url:
-        server_url, stop = pg_url, None
-    else:
-        from taxi_assets.storage.warehouse.postgres import SERVER_SETTINGS
-        from taxi_assets_tests.postgres_server import FAST_SETTINGS, start_postgres
-
-        # The settings compose runs the warehouse server with (durable: fsync stays on).
-        server = start_postgres(settings={**SERVER_SETTINGS, **(FAST_SETTINGS if fast else {})})
-        server_url, stop = server.url, server.stop
-    try:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DATABASE]).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
-        yield _with_dbname(server_url, PG_DATABASE)
-    finally:
-        if stop is not None:
-            stop()
-
-
-def _with_dbname(url: str, dbname: str) -> str:
-    """The same server's postgresql:// URL for another database (kept a URL: SQLAlchemy needs one)."""
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"--pg-url must be a postgresql:// URL, not {url!r}")
-    return urllib.parse.urlunsplit(parts._replace(path="/" + dbname))
-
-
-def pg_env(pg_url: str) -> dict[str, str]:
-    """Environment that points the pipeline's Postgres warehouse (PostgresWarehouse.from_env) at `pg_url`."""
-    return {"TAXI_WAREHOUSE": "postgres", "TAXI_POSTGRES_URL": pg_url}
-
-
-def drop_schema(pg_url: str, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 # ============================================================================ children (timed work)
-
-
-def _step_times(instance, run_id: str) -> dict[str, float]:
-    """Seconds per step of a finished run (STEP_START -> STEP_SUCCESS/FAILURE), from the event log."""
-    return {
-        s.step_key: round(s.end_time - s.start_time, 3)
-        for s in instance.get_run_step_stats(run_id)
-        if s.start_time is not None and s.end_time is not None
-    }
-
-
-def _run_bounds(instance, run_id: str) -> tuple[float | None, float | None, float | None]:
-    """(created, started, ended) epoch seconds of a run."""
-    record = instance.get_run_record_by_id(run_id)
-    if record is None:
-        return None, None, None
-    return record.create_timestamp.timestamp(), record.start_time, record.end_time
-
-
-def _materialized_rows(result, asset_suffix: str) -> int | None:
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        if mat.asset_key.path[-1] == asset_suffix:
-            value = mat.metadata.get("dagster/row_count")
-            return None if value is None else int(value.value)
-    return None
-
-
-def _scoped_job(defs, service: str, scope: str):
-    """The service's monthly job, or (scope "ingest") the same month for the chain's assets only."""
-    import dagster as dg
-
-    from taxi_assets.defs.jobs import service_job_name
-
-    job = defs.resolve_job_def(service_job_name(service))
-    if scope == "job":
-        return job
-    name = f"{service}_bench_{scope}"
-    selected = dg.define_asset_job(
-        name, selection=dg.AssetSelection.assets(*[[service, a] for a in SCOPES[scope]]), partitions_def=job.partitions_def
-    )
-    return dg.Definitions.merge(defs, dg.Definitions(jobs=[selected])).resolve_job_def(name)
-
-
-def child_pipeline(args: argparse.Namespace) -> int:
-    """Service months, one after the other, through the job of `--scope`, in this process."""
-    started = time.perf_counter()
-    import dagster as dg
-
-    from taxi_assets.definitions import build_definitions
-    from taxi_assets.settings import Settings
-
-    imported = time.perf_counter()
-    defs = build_definitions(Settings.from_env())
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    out: dict[str, Any] = {"import_seconds": imported - started}
-    with dg.DagsterInstance.get() as instance:
-        if args.zones:  # set-up, not timed: the zone lookup the cleaning step reads
-            defs.resolve_job_def("zones").execute_in_process(instance=instance, run_config=quiet)
-        job = _scoped_job(defs, args.service, args.scope)
-        out["job"] = job.name
-        out["setup_seconds"] = time.perf_counter() - imported
-        runs = []
-        work_started = time.perf_counter()
-        for month in args.months.split(","):
-            t0 = time.perf_counter()
-            result = job.execute_in_process(partition_key=f"{month}-01", instance=instance, run_config=quiet,
-                                            raise_on_error=False)
-            seconds = time.perf_counter() - t0
-            checks = {c.check_name: bool(c.passed) for c in result.get_asset_check_evaluations()}
-            _, run_start, run_end = _run_bounds(instance, result.run_id)
-            runs.append({
-                "month": month, "run_id": result.run_id, "success": result.success, "seconds": round(seconds, 3),
-                "run_seconds": None if run_start is None or run_end is None else round(run_end - run_start, 3),
-                "steps": _step_times(instance, result.run_id),
-                "rows_kept": _materialized_rows(result, "trips_cleaned"),
-                "rows_rejected": _materialized_rows(result, "trips_rejected"),
-                "rows_in_warehouse": _materialized_rows(result, "trips_table"),
-                "checks": checks,
-            })
-            if not result.success:
-                failure = next((e for e in result.all_events if e.is_failure), None)
-                data = failure.event_specific_data if failure else None
-                runs[-1]["error"] = getattr(getattr(data, "error", None), "message", "see the run log")
-        out["work_seconds"] = time.perf_counter() - work_started
-    out["runs"] = runs
-    out["ok"] = all(r["success"] for r in runs)
-    Path(args.result).write_text(json.dumps(out))
-    return 0 if out["ok"] else 1
-
-
-def child_zones(args: argparse.Namespace) -> int:
-    """Materialize the zone lookup on the instance in $DAGSTER_HOME (set-up for the CLI and the daemon)."""
-    import dagster as dg
-
-    from taxi_assets.definitions import build_definitions
-    from taxi_assets.settings import Settings
-
-    defs = build_definitions(Settings.from_env())
-    with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("zones").execute_in_process(instance=instance, raise_on_error=False)
-    return 0 if result.success else 1
-
-
-# ============================================================================ the parent
 
 
 @dataclass
@@ -489,220 +262,7 @@ class Bench:
 
     def backfill_daemon(self, months: list[str], rows: int) -> Result:
         """An asset backfill over GraphQL, run by dagster-daemon, on an instance of its own."""
-        name = "backfill-daemon-yellow"
-        env = self.base_env(name, "parquet")
-        home = Path(env["DAGSTER_HOME"])
-        storage = _daemon_instance_yaml(self.args.backfill_concurrency)
-        (home / "dagster.yaml").write_text(storage)
-        workspace = home / "workspace.yaml"
-        workspace.write_text(
-            "load_from:\n  - python_module:\n      module_name: taxi_assets.definitions\n"
-            f"      working_directory: {ROOT}\n      location_name: taxi_assets\n")
-        setup = subprocess.run([PY, "-m", "benchmarks.run", "child-zones"], env=env, cwd=ROOT,
-                               capture_output=True, text=True)
-        if setup.returncode:
-            log(setup.stdout[-2000:] + setup.stderr[-2000:])
-        logs = self.data / "logs"
-        port = _free_port()
-        bin_dir = Path(PY).parent
-        web_log = open(logs / f"{name}-webserver.log", "w")
-        daemon_log = open(logs / f"{name}-daemon.log", "w")
-        web = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
-                                "-p", str(port)], env=env, cwd=ROOT, stdout=web_log, stderr=subprocess.STDOUT)
-        daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], env=env,
-                                  cwd=ROOT, stdout=daemon_log, stderr=subprocess.STDOUT)
-        graphql = f"http://127.0.0.1:{port}/graphql"
-        sampler = TreeSampler(daemon.pid).start()
-        extra: dict[str, Any] = {
-            "method": f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL "
-                      "launchPartitionBackfill; dagster-daemon (QueuedRunCoordinator, "
-                      f"max_concurrent_runs={self.args.backfill_concurrency}, DefaultRunLauncher); "
-                      "peak RSS = the daemon's process tree (code server, run workers); "
-                      "seconds = launch -> last run ended"}
-        seconds = None
-        ok = False
-        try:
-            _wait_http(f"http://127.0.0.1:{port}/server_info", 120)
-            keys = [{"path": ["yellow", a]} for a in SERVICE_ASSETS]
-            launched = time.time()
-            backfill_id = _launch_backfill(graphql, keys, [f"{m}-01" for m in months])
-            status = _wait_backfill(graphql, backfill_id, self.args.timeout)
-            backfill_done = time.time()
-            extra.update({"backfill_id": backfill_id, "backfill_status": status,
-                          "backfill_status_seconds": round(backfill_done - launched, 3)})
-            import dagster as dg
-            from dagster import RunsFilter
-
-            with dg.DagsterInstance.from_config(str(home)) as instance:
-                records = instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id}))
-                runs = []
-                for r in records:
-                    steps = _step_times(instance, r.dagster_run.run_id)
-                    runs.append({
-                        "partition": r.dagster_run.tags.get("dagster/partition")
-                        or r.dagster_run.tags.get("dagster/asset_partition_range_start"),
-                        "status": r.dagster_run.status.value,
-                        "created": r.create_timestamp.timestamp(), "start": r.start_time, "end": r.end_time,
-                        "steps_seconds": sum(steps.values())})
-            ends = [r["end"] for r in runs if r["end"]]
-            seconds = (max(ends) - launched) if ends else None
-            ok = (status in ("COMPLETED", "COMPLETED_SUCCESS") and len(runs) == len(months)
-                  and all(r["status"] == "SUCCESS" for r in runs))
-            steps_total = sum(r["steps_seconds"] for r in runs)
-            runs_total = sum((r["end"] - r["start"]) for r in runs if r["end"] and r["start"])
-            queued = [r["start"] - r["created"] for r in runs if r["start"]]
-            extra = _backfill_extra(len(months), seconds, steps_total, runs_total, extra)
-            extra.update({
-                "runs": len(runs),
-                "run_statuses": sorted({r["status"] for r in runs}),
-                "mean_queue_and_launch_seconds": _r(sum(queued) / len(queued)) if queued else None,
-                "first_run_created_after_launch_seconds": _r(min(r["created"] for r in runs) - launched) if runs else None,
-                "per_run_seconds": [_r(r["end"] - r["start"]) if r["end"] and r["start"] else None
-                                    for r in sorted(runs, key=lambda r: r["partition"] or "")],
-            })
-        except Exception as exc:  # report, don't lose the other variants
-            extra["error"] = f"{type(exc).__name__}: {exc}"
-        finally:
-            sampler.stop()
-            for proc in (daemon, web):
-                proc.terminate()
-            for proc in (daemon, web):
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            web_log.close()
-            daemon_log.close()
-        extra["log"] = str(logs / f"{name}-daemon.log")
-        return self.add(Result(
-            "backfill-daemon", "yellow", "parquet", rows * len(months), seconds, sampler.peak_bytes / MiB,
-            peak_processes=sampler.peak_processes, ok=ok, extra=extra))
-
-
-def _r(value: float | None, n: int = 3) -> float | None:
-    return None if value is None else round(value, n)
-
-
-def _backfill_extra(months: int, seconds: float | None, steps_total: float, runs_total: float,
-                    extra: dict[str, Any]) -> dict[str, Any]:
-    """Months per minute, and how the run time splits into step work and Dagster's own overhead."""
-    out = dict(extra)
-    out["months"] = months
-    out["months_per_minute"] = _r(months / seconds * 60, 2) if seconds else None
-    out["step_seconds_total"] = _r(steps_total)
-    out["run_seconds_total"] = _r(runs_total)
-    if seconds:
-        # Work = the steps' own execution (our code + IO managers), as Dagster's event log times it.
-        # Overhead = everything else the months took: run launch and start-up, event-log writes between
-        # steps, queueing, daemon ticks. With concurrent runs the wall time is shared, so the split is
-        # over run-seconds for the in-run part and over wall time for the whole.
-        out["overhead_share_of_run_time"] = _r(1 - steps_total / runs_total, 3) if runs_total else None
-        out["work_share_of_wall"] = _r(min(steps_total / seconds, 1.0), 3) if seconds else None
-    return out
-
-
-def _daemon_instance_yaml(concurrency: int) -> str:
-    """The daemon's instance: the repo's dagster.yaml (Postgres storage) if there is one, else SQLite."""
-    queued = ("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
-              f"  config:\n    max_concurrent_runs: {concurrency}\n"
-              "telemetry:\n  enabled: false\n")
-    return queued
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(0.5)
-
-
-def _graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    body = json.dumps({"query": query, "variables": variables}).encode()
-    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        data = json.loads(resp.read())
-    if data.get("errors"):
-        raise RuntimeError(f"GraphQL errors: {data['errors']}")
-    return data["data"]
-
-
-_LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-    ... on Error { message }
-  }
-}"""
-_STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { id status }
-    ... on PythonError { message }
-  }
-}"""
-
-
-def _launch_backfill(url: str, asset_keys: list[dict], partitions: list[str]) -> str:
-    params = {"assetSelection": asset_keys, "partitionNames": partitions, "title": "benchmarks.run"}
-    answer = _graphql(url, _LAUNCH, {"params": params})["launchPartitionBackfill"]
-    if answer["__typename"] != "LaunchBackfillSuccess":
-        raise RuntimeError(f"backfill not launched: {answer}")
-    return answer["backfillId"]
-
-
-def _wait_backfill(url: str, backfill_id: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = _graphql(url, _STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        status = answer.get("status")
-        if status not in (None, "REQUESTED", "CANCELING", "FAILING"):
-            return status
-        if answer["__typename"] != "PartitionBackfill":
-            raise RuntimeError(f"backfill status: {answer}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"backfill {backfill_id} still {status} after {timeout:.0f} s")
-        time.sleep(1.0)
-
-
-# ============================================================================ report
-
-
-def print_table(rows: list[dict[str, Any]]) -> None:
-    header = (f"{'variant':29} {'service':7} {'format':7} {'rows':>11} {'seconds':>8} {'rows/s':>11} "
-              f"{'peak RSS MB':>11} {'x zoomcamp':>10} {'process s':>9} {'cpu s':>7}")
-    log(header)
-    log("-" * len(header))
-    for r in rows:
-        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-        variant = r["variant"] + (f"/{r['scope']}" if r.get("scope") else "")
-        log(f"{variant:29} {r['service']:7} {r['format']:7} {r['rows']:>11,} {fmt(r['seconds'], '>8.2f')} "
-            f"{fmt(r['rows_per_s'], '>11,.0f')} {fmt(r['peak_rss_mb'], '>11.0f')} "
-            f"{fmt(r['ratio_vs_zoomcamp'], '>10.1f')} {fmt(r['process_seconds'], '>9.1f')} "
-            f"{fmt(r['cpu_seconds'], '>7.1f')}{'' if r['ok'] else '  FAILED'}")
-    for r in rows:
-        if r.get("months_per_minute") is not None:
-            log(f"{r['variant']}: {r['months']} months, {r['months_per_minute']} months/min; step work "
-                f"{r['step_seconds_total']} s of {r['run_seconds_total']} run-s "
-                f"(Dagster overhead {_pct(r.get('overhead_share_of_run_time'))} of run time); "
-                f"work {_pct(r.get('work_share_of_wall'))} of wall")
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v * 100:.0f}%"
-
-
-# ============================================================================ main
+        return backfill_daemon(self, months, rows)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

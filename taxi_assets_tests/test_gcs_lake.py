@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taxi_assets.storage import lake as lake_module
+from taxi_assets.storage import manifests as manifests_module
 from taxi_assets.storage.lake import Lake, Manifest
 from taxi_assets.defs.resources import LakeResource
 
@@ -207,7 +207,7 @@ def test_a_stale_publisher_withdraws_its_files(gcs_emulator, gcs_lake, monkeypat
     lake, bucket = gcs_lake
     trips = publish(lake, "2024-01", [1, 2], 3, 0)
     before = gcs_emulator.list(bucket)
-    monkeypatch.setattr(lake_module, "new_version", lambda: "20000101T000000000000Z-00000000")
+    monkeypatch.setattr(manifests_module, "new_version", lambda: "20000101T000000000000Z-00000000")
     result = lake.publish_partitioned_month(DATASET, "2024-01", "yellow", month_batches("2024-01", [5], 3, 70), SCHEMA, "pickup_date")
     assert result.version > "2000"
     assert gcs_emulator.list(bucket) == before  # its files were withdrawn, the month is as it was

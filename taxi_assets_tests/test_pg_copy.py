@@ -14,14 +14,13 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
+from taxi_assets_tests.pg_reference import encode_reference
 from taxi_assets.storage.warehouse.pg_copy import (
     PGCOPY_HEADER,
     PGCOPY_TRAILER,
     BinaryCopyEncoder,
     CopyEncodeError,
-    copy_out_blocks,
     copy_record_batches,
-    encode_reference,
     pg_type_for,
 )
 
@@ -220,22 +219,6 @@ def test_a_malformed_stream_is_refused_by_the_server(postgres_url):
                 copy.write(PGCOPY_HEADER)
                 copy.write(bytes(BinaryCopyEncoder(["integer"]).encode_chunk(pa.record_batch({"a": pa.array([1], pa.int32())}))))
                 copy.write(PGCOPY_TRAILER)
-
-
-def test_copy_out_comes_in_blocks_of_whole_rows_and_the_connection_stays_usable(postgres_url):
-    with psycopg.connect(postgres_url, autocommit=True) as conn, conn.cursor() as cur:
-        statement = "COPY (SELECT g, repeat('x', g % 50) FROM generate_series(1, 50000) g) TO STDOUT (FORMAT csv)"
-        blocks = list(copy_out_blocks(cur, statement, block_bytes=64 * 1024))
-        assert len(blocks) > 5
-        assert all(b.endswith(b"\n") for b in blocks)
-        lines = b"".join(blocks).splitlines()
-        assert [int(line.split(b",")[0]) for line in lines] == list(range(1, 50001))
-        assert cur.execute("SELECT 42").fetchone() == (42,)
-        # a reader that stops early leaves the connection usable too
-        gen = copy_out_blocks(cur, statement, block_bytes=1024)
-        next(gen)
-        gen.close()
-        assert cur.execute("SELECT 43").fetchone() == (43,)
 
 
 def test_encoding_is_vectorised_not_a_loop_over_rows():

@@ -210,7 +210,7 @@ def test_an_unreachable_source_says_where_to_look(tmp_path, mirror, monkeypatch)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]  # closed again when the block ends: a refused connection
-    monkeypatch.setattr("taxi_assets.storage.http.MAX_BACKOFF_SECONDS", 0.01)  # the five attempts, without their waits
+    monkeypatch.setattr("taxi_assets.storage.http.transfer.MAX_BACKOFF_SECONDS", 0.01)  # the five attempts, without their waits
     with dg.instance_for_test() as instance:
         pipeline = make_pipeline(tmp_path, mirror, instance, TAXI_SOURCE_URL=f"http://127.0.0.1:{dead}/trip-data")
         assert pipeline.run("zones").success

@@ -15,7 +15,6 @@ from pathlib import Path
 import dagster as dg
 import dagster_gcp
 import psycopg
-from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
 from taxi_assets.storage import gcp

@@ -18,75 +18,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import fcntl
-import json
 import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from taxi_assets.storage import gcp
-from taxi_assets.storage.overlapped_writes import OverlappedWrites
+from taxi_assets.storage.manifests import HIVE_NULL, PARQUET_WRITE_OPTIONS, Manifest, ManifestMonths, new_version
 
-#: zstd level 1: a tenth larger than level 3 and a third faster to write (the lake is written
-#: twice a month per service; reads decompress at the same speed).
-PARQUET_WRITE_OPTIONS = dict(compression="zstd", compression_level=1)
-
-
-def new_version() -> str:
-    """A sortable, unique version tag: UTC time first, so later versions sort after earlier ones."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    path: str  # relative to the dataset root, e.g. "pickup_date=2024-01-01/yellow_2024-01_v.parquet"
-    rows: int
-    bytes: int
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What one published month of a date-partitioned dataset consists of."""
-
-    dataset: str
-    month: str
-    version: str
-    rows: int
-    files: tuple[ManifestEntry, ...]
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "dataset": self.dataset,
-                "month": self.month,
-                "version": self.version,
-                "rows": self.rows,
-                "files": [e.__dict__ for e in self.files],
-            },
-            indent=1,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        data = json.loads(text)
-        return cls(
-            dataset=data["dataset"],
-            month=data["month"],
-            version=data["version"],
-            rows=data["rows"],
-            files=tuple(ManifestEntry(**e) for e in data["files"]),
-        )
 
 
 def _sweep_abandoned(base: Path, min_age_seconds: float = 3600, prefix: str = "stage-") -> None:
@@ -104,47 +49,7 @@ def _sweep_abandoned(base: Path, min_age_seconds: float = 3600, prefix: str = "s
             continue
 
 
-HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-
-
-def _write_hive_folders(
-    stage: Path, basename: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema, partition_column: str
-) -> None:
-    """One parquet writer per `{partition_column}=VALUE/` folder, fed slice by slice.
-
-    Each batch is sorted on the partition column and cut into one slice per value, so memory stays
-    two batches (one being written, the next being sorted) plus the open writers. (pyarrow's
-    write_dataset queues without bound and writes tiny row groups: a 20M-row month took 2.4 GB
-    and twice the CPU.)
-    """
-    file_schema = schema.remove(schema.get_field_index(partition_column))
-    writers: dict[object, pq.ParquetWriter] = {}
-    try:
-        with OverlappedWrites() as writes:  # this batch's slices are written while the next is sorted
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                batch = batch.take(pc.sort_indices(batch.column(partition_column)))  # nulls sort last
-                runs = pc.run_end_encode(batch.column(partition_column))
-                slices, start = [], 0
-                for end, value in zip(runs.run_ends.to_pylist(), runs.values.to_pylist()):
-                    writer = writers.get(value)
-                    if writer is None:
-                        folder = stage / f"{partition_column}={HIVE_NULL if value is None else value}"
-                        folder.mkdir(parents=True, exist_ok=True)
-                        writer = pq.ParquetWriter(folder / f"{basename}-0.parquet", file_schema, **PARQUET_WRITE_OPTIONS)
-                        writers[value] = writer
-                    slices.append((writer, batch.slice(start, end - start).drop_columns([partition_column])))
-                    start = end
-                writes.next_batch()
-                for writer, piece in slices:  # one slice per writer: no two threads share a writer
-                    writes.submit(writer.write_batch, piece)
-    finally:
-        for writer in writers.values():
-            writer.close()
-
-
-class Lake:
+class Lake(ManifestMonths):
     """Keys are '/'-separated paths under the lake root, e.g. 'raw/yellow/yellow_tripdata_2024-01.parquet'."""
 
     def __init__(
@@ -290,142 +195,5 @@ class Lake:
             pafs.copy_files(self.path(key), str(target), source_filesystem=self.fs, destination_filesystem=pafs.LocalFileSystem())
             yield target
 
-    # -- date-partitioned months, published by manifest ------------------------------------
-    def manifest_key(self, dataset: str, month: str) -> str:
-        return f"{dataset}/_manifests/{month}.json"
 
-    def read_manifest(self, dataset: str, month: str) -> Manifest | None:
-        key = self.manifest_key(dataset, month)
-        try:
-            return Manifest.from_json(self.read_bytes(key).decode())
-        except FileNotFoundError:
-            return None
-
-    def publish_partitioned_month(
-        self,
-        dataset: str,
-        month: str,
-        file_prefix: str,
-        batches: Iterable[pa.RecordBatch],
-        schema: pa.Schema,
-        partition_column: str,
-        expected_rows: int | None = None,
-    ) -> Manifest:
-        """Write one month as hive folders `{partition_column}=VALUE/`, publish it, drop older versions.
-
-        `batches` must already carry `partition_column`; it becomes the folder name (as in a hive
-        layout, it is not repeated inside the files). With `expected_rows`, a month whose files
-        hold another number of rows is refused before any of them is published.
-        """
-        version = new_version()
-        basename = f"{file_prefix}_{month}_{version}"
-        with self._month_lock(dataset, month), self.staging_dir() as stage:
-            _write_hive_folders(stage, basename, batches, schema, partition_column)
-            staged = sorted(stage.rglob("*.parquet"))
-            entries = [
-                ManifestEntry(file.relative_to(stage).as_posix(), pq.read_metadata(file).num_rows, file.stat().st_size)
-                for file in staged
-            ]
-            manifest = Manifest(dataset, month, version, sum(e.rows for e in entries), tuple(entries))
-            if expected_rows is not None and manifest.rows != expected_rows:
-                raise ValueError(
-                    f"{dataset} {month}: {manifest.rows:,} rows written but the month has {expected_rows:,}; "
-                    "not published, the stored month was left as it was"
-                )
-            for file, entry in zip(staged, entries):
-                self.put_file(file, f"{dataset}/{entry.path}")
-            current = self._write_manifest(manifest)
-            if current is not manifest:
-                # A newer run published this month while we worked: ours is stale, withdraw it.
-                for entry in entries:
-                    self.delete(f"{dataset}/{entry.path}")
-                return current
-            self._remove_older_versions(dataset, file_prefix, month, manifest)
-        return manifest
-
-    def _write_manifest(self, manifest: Manifest) -> Manifest:
-        """Make `manifest` the month's published one unless a newer version already is; returns
-        the manifest in force afterwards (`manifest` itself when it was written)."""
-        key = self.manifest_key(manifest.dataset, manifest.month)
-        if not self.is_gcs:
-            current = self.read_manifest(manifest.dataset, manifest.month)
-            if current is not None and current.version > manifest.version:
-                return current
-            self.put_bytes(manifest.to_json().encode(), key)
-            return manifest
-        # GCS: compare-and-swap on the manifest object's generation (0 = "must not exist yet").
-        from google.api_core.exceptions import NotFound, PreconditionFailed
-
-        bucket_name, _, name = self.path(key).partition("/")
-        bucket = self.storage_client().bucket(bucket_name)
-        for _ in range(20):
-            generation = 0
-            blob = bucket.get_blob(name)
-            if blob is not None:
-                try:
-                    current = Manifest.from_json(blob.download_as_bytes(if_generation_match=blob.generation).decode())
-                except (NotFound, PreconditionFailed):
-                    continue  # replaced between the two calls: read again
-                if current.version > manifest.version:
-                    return current
-                generation = blob.generation
-            try:
-                bucket.blob(name).upload_from_string(
-                    manifest.to_json().encode(), content_type="application/json", if_generation_match=generation
-                )
-                return manifest
-            except PreconditionFailed:
-                continue  # another publisher wrote it since we read it: decide again
-        raise RuntimeError(f"{self.display(key)}: the manifest kept changing under us; not published")
-
-    def month_files(self, dataset: str, month: str) -> list[str]:
-        """Keys of the files the current manifest of a month names (the published month)."""
-        manifest = self.read_manifest(dataset, month)
-        return [f"{dataset}/{e.path}" for e in manifest.files] if manifest else []
-
-    def read_partitioned_month(self, dataset: str, month: str, partition_column: str) -> ds.Dataset | None:
-        """The published month as a dataset, the (date) partition column restored from the folder names."""
-        manifest = self.read_manifest(dataset, month)
-        if manifest is None:
-            return None
-        return ds.dataset(
-            [self.path(f"{dataset}/{e.path}") for e in manifest.files],
-            filesystem=self.fs,
-            format="parquet",
-            partitioning=ds.HivePartitioning(pa.schema([(partition_column, pa.date32())]), null_fallback=HIVE_NULL),
-            partition_base_dir=self.path(dataset),
-        )
-
-    def _remove_older_versions(self, dataset: str, file_prefix: str, month: str, keep: Manifest) -> None:
-        """Delete this month's files that the manifest does not name: older versions, and the
-        leftovers of runs killed before they published. Newer versions are never touched."""
-        wanted = {e.path for e in keep.files}
-        marker = f"{file_prefix}_{month}_"
-        selector = pafs.FileSelector(self.path(dataset), recursive=True, allow_not_found=True)
-        base = self.path(dataset) + "/"
-        for info in self.fs.get_file_info(selector):
-            if info.type != pafs.FileType.File or not info.base_name.startswith(marker):
-                continue
-            rel = info.path[len(base):] if info.path.startswith(base) else info.path
-            version = info.base_name[len(marker):].rsplit("-", 1)[0]
-            if rel not in wanted and version < keep.version:
-                self.fs.delete_file(info.path)
-        if self.is_local:
-            for folder in Path(self.path(dataset)).glob("*=*"):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()  # only succeeds when empty
-
-    @contextlib.contextmanager
-    def _month_lock(self, dataset: str, month: str) -> Iterator[None]:
-        """Serialise publishers of one month on a local lake (on GCS, Dagster's pools do this)."""
-        if not self.is_local:
-            yield
-            return
-        lock_dir = Path(self.path("_locks"))
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / f"{dataset.replace('/', '_')}_{month}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+__all__ = ["HIVE_NULL", "PARQUET_WRITE_OPTIONS", "Lake", "Manifest", "new_version"]

@@ -26,7 +26,6 @@ __all__ = [
     "Cleaner",
     "Rule",
     "RuleContext",
-    "describe_rules",
     "rule_names_for",
 ]
 
@@ -104,15 +103,6 @@ def REJECTS_SCHEMA(service: Service) -> pa.Schema:  # noqa: N802 - reads as the 
 def rule_names_for(service: Service) -> list[str]:
     """The rules on by default for a service, in order."""
     return [r.name for r in RULES if r.default and r.applies_to(service)]
-
-
-def describe_rules() -> str:
-    """One line per rule, in order: for run logs and asset descriptions."""
-    return "\n".join(
-        f"{i}. {r.name} [{', '.join(sorted(r.services)) if r.services else 'all services'}; "
-        f"default {'on' if r.default else 'off'}]: {r.description}"
-        for i, r in enumerate(RULES, 1)
-    )
 
 
 class Cleaner:

@@ -22,91 +22,25 @@ next chunk is encoded, with at most two encoded chunks waiting in between.
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import struct
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from psycopg import sql
-from psycopg.copy import LibpqWriter, Writer
 
-PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-PGCOPY_TRAILER = struct.pack(">h", -1)
-
-#: Days and microseconds between the Unix epoch and Postgres's epoch (2000-01-01).
-PG_EPOCH_DAYS = 10_957
-PG_EPOCH_MICROS = PG_EPOCH_DAYS * 86_400 * 1_000_000
-
-DEFAULT_CHUNK_ROWS = 64 * 1024
-#: Beyond this many row shapes in a chunk, the grouped layout gives way to the masked one.
-_MAX_GROUPS = 256
-_MAX_KEY = 1 << 32
-
-#: Postgres type (as `format_type` spells it) -> the Arrow type its values are encoded from.
-PG_TO_ARROW: dict[str, pa.DataType] = {
-    "smallint": pa.int16(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "real": pa.float32(),
-    "double precision": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp without time zone": pa.timestamp("us"),
-    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-    "text": pa.string(),
-    "bytea": pa.binary(),
-}
-
-#: Fixed-width Postgres types: numpy dtype of the value on the wire, and its byte width.
-_FIXED: dict[str, str] = {
-    "smallint": ">i2",
-    "integer": ">i4",
-    "bigint": ">i8",
-    "real": ">f4",
-    "double precision": ">f8",
-    "boolean": "u1",
-    "date": ">i4",
-    "timestamp without time zone": ">i8",
-    "timestamp with time zone": ">i8",
-}
-_VARIABLE = {"text", "bytea"}
-
-
-class CopyEncodeError(ValueError):
-    """A batch that cannot be encoded for its target column (unsupported type, overflow...)."""
-
-
-def pg_type_for(arrow_type: pa.DataType) -> str:
-    """The Postgres column type that holds an Arrow type without loss."""
-    if pa.types.is_int8(arrow_type) or pa.types.is_int16(arrow_type) or pa.types.is_uint8(arrow_type):
-        return "smallint"
-    if pa.types.is_int32(arrow_type) or pa.types.is_uint16(arrow_type):
-        return "integer"
-    if pa.types.is_int64(arrow_type) or pa.types.is_uint32(arrow_type):
-        return "bigint"
-    if pa.types.is_float16(arrow_type) or pa.types.is_float32(arrow_type):
-        return "real"
-    if pa.types.is_float64(arrow_type):
-        return "double precision"
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp with time zone" if arrow_type.tz else "timestamp without time zone"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "text"
-    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
-        return "bytea"
-    raise CopyEncodeError(
-        f"Arrow type {arrow_type} has no Postgres column type here; supported: integers, floats, "
-        "booleans, dates, timestamps, strings and binary"
-    )
+from taxi_assets.storage.warehouse.pg_copy.types import (
+    _FIXED,
+    _MAX_GROUPS,
+    _MAX_KEY,
+    _VARIABLE,
+    DEFAULT_CHUNK_ROWS,
+    PG_EPOCH_DAYS,
+    PG_EPOCH_MICROS,
+    PG_TO_ARROW,
+    CopyEncodeError,
+)
 
 
 @dataclass(frozen=True)
@@ -408,171 +342,3 @@ def _ranges(lengths: np.ndarray, total: int) -> np.ndarray:
     starts = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-
-
-class ThreadedCopyWriter(Writer):
-    """Sends COPY data from a thread while the caller encodes the next chunk; at most
-    `max_chunks` encoded chunks wait in between, so memory stays bounded whatever the source.
-
-    (psycopg's own QueuedLibpqWriter queues up to 1024 pieces of 128 kB, about 128 MB.)
-    """
-
-    def __init__(self, cursor, *, max_chunks: int = 2):
-        self._libpq = LibpqWriter(cursor)
-        self._queue: queue.Queue = queue.Queue(maxsize=max_chunks)
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def _work(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._libpq.write(data)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    self._error = exc
-
-    def write(self, data) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="pg-copy-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(data)
-
-    def finish(self, exc: BaseException | None = None) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if self._error is not None and exc is None:
-            with contextlib.suppress(Exception):  # end the COPY with an error, if the connection lives
-                self._libpq.finish(self._error)
-            raise self._error
-        self._libpq.finish(exc)
-
-
-def copy_record_batches(
-    cursor,
-    table: sql.Composable,
-    columns: Sequence[str],
-    pg_types: Sequence[str],
-    batches: Iterable[pa.RecordBatch],
-    *,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    freeze: bool = False,
-) -> int:
-    """COPY the batches (whose columns are `columns`, in order) into `table`; returns rows sent.
-
-    The batches are consumed one at a time: at most a batch, the chunk being encoded and two
-    encoded chunks waiting to be sent are in memory at once. `freeze` (for a table created in the same
-    transaction) writes the rows already frozen: no hint-bit rewrite on first read, no later
-    freezing vacuum.
-    """
-    encoder = BinaryCopyEncoder(pg_types, chunk_rows=chunk_rows)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY{})").format(
-        table, sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.SQL(", FREEZE" if freeze else "")
-    )
-    rows = 0
-    with cursor.copy(statement, writer=ThreadedCopyWriter(cursor)) as copy:
-        copy.write(PGCOPY_HEADER)
-        for batch in batches:
-            if batch.schema.names != list(columns):
-                batch = pa.RecordBatch.from_arrays([batch.column(c) for c in columns], names=list(columns))
-            for encoded in encoder.encode(batch):
-                copy.write(memoryview(encoded))
-            rows += batch.num_rows
-        copy.write(PGCOPY_TRAILER)
-    return rows
-
-
-def encode_reference(batch: pa.RecordBatch, pg_types: Sequence[str]) -> bytes:
-    """A slow, obviously correct row-by-row encoder, for tests to compare the fast one with."""
-    out = bytearray()
-    columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-    import datetime as dt
-
-    epoch_date = dt.date(2000, 1, 1)
-    epoch_ts = dt.datetime(2000, 1, 1)
-    for r in range(batch.num_rows):
-        out += struct.pack(">h", len(pg_types))
-        for col, t in zip(columns, pg_types, strict=True):
-            v = col[r]
-            if v is None:
-                out += struct.pack(">i", -1)
-                continue
-            if t == "text":
-                payload = v.encode("utf-8")
-            elif t == "bytea":
-                payload = bytes(v)
-            elif t == "date":
-                payload = struct.pack(">i", (v - epoch_date).days)
-            elif t.startswith("timestamp"):
-                if v.tzinfo is not None:
-                    v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
-                delta = v - epoch_ts
-                payload = struct.pack(">q", (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
-            elif t == "boolean":
-                payload = b"\x01" if v else b"\x00"
-            else:
-                payload = np.array([v], dtype=_FIXED[t]).tobytes()
-            out += struct.pack(">i", len(payload)) + payload
-    return bytes(out)
-
-
-# -- reading: COPY ... TO STDOUT in large blocks -------------------------------------------------
-def _copy_out_chunk(pgconn, block_bytes: int):
-    """A psycopg wait-generator: the rows libpq holds (waiting only if it holds none), up to a block.
-
-    Returns (rows, final_results): final_results is None until the server has ended the COPY.
-    psycopg's own Copy.read() returns one row per call through its generator machinery, a few
-    microseconds a row; draining libpq's buffer here costs a fraction of that.
-    """
-    from psycopg.generators import WAIT_R, fetch_many
-
-    rows: list = []
-    size = 0
-    while True:
-        nbytes, data = pgconn.get_copy_data(1)
-        if nbytes > 0:
-            rows.append(data)
-            size += nbytes
-            if size >= block_bytes:
-                return rows, None
-            continue
-        if nbytes == 0:  # nothing complete buffered: hand back what we have, else wait for the socket
-            if rows:
-                return rows, None
-            while not (yield WAIT_R):
-                continue
-            pgconn.consume_input()
-            continue
-        results = yield from fetch_many(pgconn)
-        return rows, results
-
-
-def copy_out_blocks(cursor, statement: sql.Composable | str, *, block_bytes: int = 16 * 1024 * 1024) -> Iterable[bytes]:
-    """Run a COPY ... TO STDOUT and yield its output in blocks of whole rows (about block_bytes each)."""
-    import psycopg
-    from psycopg import pq
-
-    conn = cursor.connection
-    with cursor.copy(statement) as copy:
-        pgconn = conn.pgconn
-        pending: list = []
-        size = 0
-        while True:
-            rows, results = conn.wait(_copy_out_chunk(pgconn, block_bytes - size))
-            if rows:
-                # copy the rows out of libpq's per-row buffers at once: holding many of those
-                # alive costs far more than this copy
-                pending.append(b"".join(rows))
-                size += len(pending[-1])
-                del rows
-            if pending and (size >= block_bytes or results is not None):
-                yield b"".join(pending)
-                pending, size = [], 0
-            if results is not None:
-                copy._finished = True  # the end of the COPY was consumed here, not by copy.read()
-                if len(results) != 1 or results[0].status != pq.ExecStatus.COMMAND_OK:
-                    raise psycopg.errors.error_from_result(results[-1], encoding=conn.info.encoding)
-                return

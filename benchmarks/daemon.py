@@ -1,0 +1,202 @@
+"""The daemon backfill variant: a webserver and a daemon on their own instance, driven over GraphQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from benchmarks.children import SERVICE_ASSETS, _step_times
+from benchmarks.common import PY, ROOT, Result, _free_port, _r, log
+from benchmarks.rss import MiB, TreeSampler
+
+
+def _backfill_extra(months: int, seconds: float | None, steps_total: float, runs_total: float,
+                    extra: dict[str, Any]) -> dict[str, Any]:
+    """Months per minute, and how the run time splits into step work and Dagster's own overhead."""
+    out = dict(extra)
+    out["months"] = months
+    out["months_per_minute"] = _r(months / seconds * 60, 2) if seconds else None
+    out["step_seconds_total"] = _r(steps_total)
+    out["run_seconds_total"] = _r(runs_total)
+    if seconds:
+        # Work = the steps' own execution (our code + IO managers), as Dagster's event log times it.
+        # Overhead = everything else the months took: run launch and start-up, event-log writes between
+        # steps, queueing, daemon ticks. With concurrent runs the wall time is shared, so the split is
+        # over run-seconds for the in-run part and over wall time for the whole.
+        out["overhead_share_of_run_time"] = _r(1 - steps_total / runs_total, 3) if runs_total else None
+        out["work_share_of_wall"] = _r(min(steps_total / seconds, 1.0), 3) if seconds else None
+    return out
+
+
+def _daemon_instance_yaml(concurrency: int) -> str:
+    """The daemon's instance: the repo's dagster.yaml (Postgres storage) if there is one, else SQLite."""
+    queued = ("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+              f"  config:\n    max_concurrent_runs: {concurrency}\n"
+              "telemetry:\n  enabled: false\n")
+    return queued
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        data = json.loads(resp.read())
+    if data.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {data['errors']}")
+    return data["data"]
+
+
+_LAUNCH = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}"""
+_STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { id status }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def _launch_backfill(url: str, asset_keys: list[dict], partitions: list[str]) -> str:
+    params = {"assetSelection": asset_keys, "partitionNames": partitions, "title": "benchmarks.run"}
+    answer = _graphql(url, _LAUNCH, {"params": params})["launchPartitionBackfill"]
+    if answer["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"backfill not launched: {answer}")
+    return answer["backfillId"]
+
+
+def _wait_backfill(url: str, backfill_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = _graphql(url, _STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        status = answer.get("status")
+        if status not in (None, "REQUESTED", "CANCELING", "FAILING"):
+            return status
+        if answer["__typename"] != "PartitionBackfill":
+            raise RuntimeError(f"backfill status: {answer}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"backfill {backfill_id} still {status} after {timeout:.0f} s")
+        time.sleep(1.0)
+
+
+# ============================================================================ report
+
+
+def backfill_daemon(bench, months: list[str], rows: int) -> Result:
+    """An asset backfill over GraphQL, run by dagster-daemon, on an instance of its own."""
+    name = "backfill-daemon-yellow"
+    env = bench.base_env(name, "parquet")
+    home = Path(env["DAGSTER_HOME"])
+    storage = _daemon_instance_yaml(bench.args.backfill_concurrency)
+    (home / "dagster.yaml").write_text(storage)
+    workspace = home / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: taxi_assets.definitions\n"
+        f"      working_directory: {ROOT}\n      location_name: taxi_assets\n")
+    setup = subprocess.run([PY, "-m", "benchmarks.run", "child-zones"], env=env, cwd=ROOT,
+                           capture_output=True, text=True)
+    if setup.returncode:
+        log(setup.stdout[-2000:] + setup.stderr[-2000:])
+    logs = bench.data / "logs"
+    port = _free_port()
+    bin_dir = Path(PY).parent
+    web_log = open(logs / f"{name}-webserver.log", "w")
+    daemon_log = open(logs / f"{name}-daemon.log", "w")
+    web = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
+                            "-p", str(port)], env=env, cwd=ROOT, stdout=web_log, stderr=subprocess.STDOUT)
+    daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], env=env,
+                              cwd=ROOT, stdout=daemon_log, stderr=subprocess.STDOUT)
+    graphql = f"http://127.0.0.1:{port}/graphql"
+    sampler = TreeSampler(daemon.pid).start()
+    extra: dict[str, Any] = {
+        "method": f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL "
+                  "launchPartitionBackfill; dagster-daemon (QueuedRunCoordinator, "
+                  f"max_concurrent_runs={bench.args.backfill_concurrency}, DefaultRunLauncher); "
+                  "peak RSS = the daemon's process tree (code server, run workers); "
+                  "seconds = launch -> last run ended"}
+    seconds = None
+    ok = False
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/server_info", 120)
+        keys = [{"path": ["yellow", a]} for a in SERVICE_ASSETS]
+        launched = time.time()
+        backfill_id = _launch_backfill(graphql, keys, [f"{m}-01" for m in months])
+        status = _wait_backfill(graphql, backfill_id, bench.args.timeout)
+        backfill_done = time.time()
+        extra.update({"backfill_id": backfill_id, "backfill_status": status,
+                      "backfill_status_seconds": round(backfill_done - launched, 3)})
+        import dagster as dg
+        from dagster import RunsFilter
+
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            records = instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id}))
+            runs = []
+            for r in records:
+                steps = _step_times(instance, r.dagster_run.run_id)
+                runs.append({
+                    "partition": r.dagster_run.tags.get("dagster/partition")
+                    or r.dagster_run.tags.get("dagster/asset_partition_range_start"),
+                    "status": r.dagster_run.status.value,
+                    "created": r.create_timestamp.timestamp(), "start": r.start_time, "end": r.end_time,
+                    "steps_seconds": sum(steps.values())})
+        ends = [r["end"] for r in runs if r["end"]]
+        seconds = (max(ends) - launched) if ends else None
+        ok = (status in ("COMPLETED", "COMPLETED_SUCCESS") and len(runs) == len(months)
+              and all(r["status"] == "SUCCESS" for r in runs))
+        steps_total = sum(r["steps_seconds"] for r in runs)
+        runs_total = sum((r["end"] - r["start"]) for r in runs if r["end"] and r["start"])
+        queued = [r["start"] - r["created"] for r in runs if r["start"]]
+        extra = _backfill_extra(len(months), seconds, steps_total, runs_total, extra)
+        extra.update({
+            "runs": len(runs),
+            "run_statuses": sorted({r["status"] for r in runs}),
+            "mean_queue_and_launch_seconds": _r(sum(queued) / len(queued)) if queued else None,
+            "first_run_created_after_launch_seconds": _r(min(r["created"] for r in runs) - launched) if runs else None,
+            "per_run_seconds": [_r(r["end"] - r["start"]) if r["end"] and r["start"] else None
+                                for r in sorted(runs, key=lambda r: r["partition"] or "")],
+        })
+    except Exception as exc:  # report, don't lose the other variants
+        extra["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        sampler.stop()
+        for proc in (daemon, web):
+            proc.terminate()
+        for proc in (daemon, web):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        web_log.close()
+        daemon_log.close()
+    extra["log"] = str(logs / f"{name}-daemon.log")
+    return bench.add(Result(
+        "backfill-daemon", "yellow", "parquet", rows * len(months), seconds, sampler.peak_bytes / MiB,
+        peak_processes=sampler.peak_processes, ok=ok, extra=extra))
