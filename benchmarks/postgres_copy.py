@@ -217,6 +217,48 @@ def bench_to_sql(url: str, path: Path, schema: str, limit: int) -> int:
     return rows
 
 
+def bench_read_adbc(url: str, schema: str) -> int:
+    """The warehouse's read path: ADBC's binary COPY decoded into Arrow batches (a supported API)."""
+    wh = PostgresWarehouse(url=url, schema_name=schema)
+    return sum(batch.num_rows for batch in wh.read_months("yellow_trips", [MONTH]))
+
+
+def bench_read_psycopg_csv(url: str, schema: str) -> int:
+    """The read path it replaced, through psycopg's public COPY API: CSV rows gathered into 16 MB
+    blocks and parsed by Arrow's CSV reader (the public iterator hands over one row per call)."""
+    names = [f.name for f in YELLOW.schema]
+    types = {f.name: f.type for f in YELLOW.schema}
+    rows = 0
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(
+            sql.SQL(", ").join(sql.Identifier(n) for n in names), sql.Identifier(schema, "yellow_trips")
+        )
+        block, size = [], 0
+        with cur.copy(statement) as copy:
+            for data in copy:
+                block.append(bytes(data))
+                size += len(data)
+                if size >= 16 * 1024 * 1024:
+                    rows += _parse_csv(b"".join(block), names, types)
+                    block, size = [], 0
+        if block:
+            rows += _parse_csv(b"".join(block), names, types)
+    return rows
+
+
+def _parse_csv(data: bytes, names: list[str], types: dict) -> int:
+    import io
+
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names),
+        convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True),
+    )
+    return table.num_rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=3_000_000)
@@ -262,6 +304,17 @@ def main(argv: list[str] | None = None) -> int:
                     results[key] = rows / meter.wall
                 print(f"{label}       {meter.line(rows)}")
             print(f"peak memory of this process so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+            # Reading the month back, the two ways alternated (A B A B): the warehouse's ADBC path and
+            # the CSV COPY it replaced, through psycopg's public API.
+            for label, read in (("read back: ADBC binary COPY -> Arrow         ", bench_read_adbc),
+                                ("read back: psycopg COPY csv -> Arrow CSV     ", bench_read_psycopg_csv)) * 2:
+                meter = CpuMeter(postmaster)
+                with meter:
+                    rows = read(url, "bench_copy")
+                results.setdefault(read.__name__, []).append(rows / meter.wall)
+                print(f"{label}  {meter.line(rows)}")
+            adbc, csv_path = results["bench_read_adbc"], results["bench_read_psycopg_csv"]
+            print(f"ratio (rows/s, pair by pair): ADBC {', '.join(f'{a / c:.1f}x' for a, c in zip(adbc, csv_path))} the psycopg CSV path")
             if not args.skip_to_sql:
                 limit = args.to_sql_rows or args.rows
                 meter = CpuMeter(postmaster)

@@ -261,7 +261,7 @@ def test_instance_yaml_is_valid_dagster_config(monkeypatch, tmp_path):
 
 def test_pools_named_in_the_code_are_the_ones_configured(compose):
     """The pools the assets use are the ones the init service sets limits for."""
-    code = "\n".join(p.read_text() for p in (REPO / "taxi_assets" / "assets").glob("*.py"))
+    code = "\n".join(p.read_text() for p in (REPO / "taxi_assets" / "defs" / "assets").glob("*.py"))
     pools = set(re.findall(r'pool="([a-z_]+)"', code))
     assert pools == {"tlc_downloads", "warehouse_writes"}
     init = " ".join(compose["services"]["dagster-init"]["command"])

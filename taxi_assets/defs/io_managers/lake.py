@@ -148,6 +148,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
             _refuse_missing(name, keys, months, [m for m in months if not lake.month_files(dataset, m)] if keys else [])
             partitioning = ds.HivePartitioning(pa.schema([(column, pa.date32())]), null_fallback=HIVE_NULL)
             return _files_dataset(lake, files, "parquet", partitioning=partitioning, base=lake.path(dataset))
+        if "lake_folder" in meta and "{month}" not in meta["lake_folder"]:
+            files = _files_in(lake, meta["lake_folder"])
+            return _files_dataset(lake, files, "csv" if files and ".csv" in files[0] else "parquet")
         if "lake_folder" in meta:
             template = meta["lake_folder"]
             parts = _partitions(lake, template, keys, folders=True)

@@ -65,28 +65,13 @@ def from_reader(open_reader: Callable[[], pa.RecordBatchReader], wanted: type) -
 def to_arrow(obj: object) -> pa.Table | pa.RecordBatchReader | None:
     """A user's output as Arrow (a DataFrame's index is dropped); None for a type that is not rows."""
     if isinstance(obj, pd.DataFrame):
-        return pa.Table.from_pandas(obj, preserve_index=False)
+        # pandas' schema metadata would make every store think the schema changed between batches.
+        return pa.Table.from_pandas(obj, preserve_index=False).replace_schema_metadata(None)
     if isinstance(obj, (pa.Table, pa.RecordBatchReader)):
         return obj
     if isinstance(obj, duckdb.DuckDBPyRelation):
         return obj.fetch_arrow_reader(BATCH_ROWS)
     return None
-
-
-def conform(reader: pa.RecordBatchReader | pa.Table, schema: pa.Schema) -> pa.RecordBatchReader:
-    """Batches with exactly `schema`'s columns: a column a month lacks is null, others are cast."""
-    if isinstance(reader, pa.Table):
-        reader = reader.to_reader()
-
-    def batches():
-        for batch in reader:
-            columns = [
-                batch.column(f.name).cast(f.type) if f.name in batch.schema.names else pa.nulls(batch.num_rows, f.type)
-                for f in schema
-            ]
-            yield pa.RecordBatch.from_arrays(columns, schema=schema)
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 OUTPUT_TYPES = "pandas.DataFrame, pyarrow.Table, pyarrow.RecordBatchReader, duckdb.DuckDBPyRelation"

@@ -131,6 +131,6 @@ def _source(rows: pa.Table | pa.RecordBatchReader, month_column: str, month: dt.
 
     def with_month():
         for batch in opened():
-            yield batch.append_column(month_column, pa.array([month] * batch.num_rows, pa.date32()))
+            yield pa.RecordBatch.from_arrays([*batch.columns, pa.array([month] * batch.num_rows, pa.date32())], schema=schema)
 
     return TableSource.from_batches(schema, with_month)
