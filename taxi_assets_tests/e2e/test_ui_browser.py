@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 
 from taxi_assets_tests import conftest
-from taxi_assets_tests.test_daemon_backfill_e2e import ARTIFACTS, Stack, stack  # noqa: F401 - the shared stack fixture
+from taxi_assets_tests.e2e.test_daemon_backfill_e2e import ARTIFACTS, Stack, stack  # noqa: F401 - the shared stack fixture
 
 if "taxi_assets_tests.postgres_server" not in getattr(conftest, "pytest_plugins", ()):
     from taxi_assets_tests.postgres_server import postgres_url  # noqa: F401 - the fixture, until conftest loads the plugin

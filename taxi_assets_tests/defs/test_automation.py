@@ -27,7 +27,7 @@ from taxi_assets.tlc.services import YELLOW
 from taxi_assets.tlc.months import parse_month
 from taxi_assets.settings import Settings
 
-from .conftest import Pipeline
+from taxi_assets_tests.conftest import Pipeline
 
 NY = dt.timezone(dt.timedelta(hours=-5))
 run_failure_alert_sensor, asset_check_alert_sensor = build_alert_sensors()

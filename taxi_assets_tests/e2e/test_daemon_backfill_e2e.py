@@ -40,7 +40,7 @@ from taxi_assets_tests.postgres_server import create_database, drop_database
 if "taxi_assets_tests.postgres_server" not in getattr(conftest, "pytest_plugins", ()):
     from taxi_assets_tests.postgres_server import postgres_url  # noqa: F401 - the fixture, until conftest loads the plugin
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts"
 

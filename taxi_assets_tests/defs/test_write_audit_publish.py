@@ -26,8 +26,8 @@ from devtools.generator import build_mirror
 from devtools.mirror import Body
 from taxi_assets.tlc.months import parse_month
 
-from .conftest import Pipeline, make_pipeline
-from .test_pipeline_e2e import table_checksum
+from taxi_assets_tests.conftest import Pipeline, make_pipeline
+from taxi_assets_tests.e2e.test_pipeline_e2e import table_checksum
 
 MONTH = "2023-01"
 FILE = f"yellow_tripdata_{MONTH}.parquet"

@@ -20,7 +20,7 @@ from devtools.mirror import MirrorServer
 from taxi_assets.tlc.services import get_service
 from taxi_assets.tlc.months import parse_month
 
-from .conftest import Pipeline, make_pipeline
+from taxi_assets_tests.conftest import Pipeline, make_pipeline
 
 #: The demo's services and months (devtools/demo.py: yellow and green, 2023-01..2023-03).
 DEMO = [("yellow", "2023-01"), ("yellow", "2023-02"), ("yellow", "2023-03"), ("green", "2023-01"), ("green", "2023-02"), ("green", "2023-03")]

@@ -28,7 +28,7 @@ from examples.extending import USER_ASSETS
 from taxi_assets.storage.handles import WarehouseTable
 from taxi_assets.tlc.months import parse_month
 
-from .conftest import Pipeline, make_pipeline
+from taxi_assets_tests.conftest import Pipeline, make_pipeline
 
 MONTHS = [f"2023-{m:02d}" for m in range(1, 13)]
 ROWS = 800
@@ -303,7 +303,7 @@ def test_a_users_output_killed_mid_write_leaves_the_old_month(tmp_path: Path, st
     assert stored() == [1, 2, 3]
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_OUTPUT, str(tmp_path / "lake"), str(tmp_path / "w.duckdb"), store],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
     )
     try:
         assert proc.stdout.readline().strip() == "writing"

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.run import QUICK
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"variant", "service", "rows", "seconds", "rows_per_s", "peak_rss_mb", "ratio_vs_zoomcamp"}
 
 

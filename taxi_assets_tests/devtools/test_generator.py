@@ -38,7 +38,7 @@ FHV_2019_HEADER = "dispatching_base_num,pickup_datetime,dropoff_datetime,PULocat
 FHVHV_2019_HEADER = (
     "hvfhs_license_num,dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,SR_Flag"
 )
-SHARED_TLC = Path(os.environ.get("TAXI_SHARED_TLC", Path(__file__).resolve().parents[2] / "shared/data/tlc"))
+SHARED_TLC = Path(os.environ.get("TAXI_SHARED_TLC", Path(__file__).resolve().parents[3] / "shared/data/tlc"))
 
 
 def schema_of(path: Path) -> list[tuple[str, pa.DataType]]:

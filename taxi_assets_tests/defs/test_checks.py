@@ -13,7 +13,7 @@ from taxi_assets.tlc.cleaning import rule_names_for
 from taxi_assets.tlc.services import YELLOW
 from taxi_assets.tlc.months import parse_month
 
-from .conftest import Pipeline
+from taxi_assets_tests.conftest import Pipeline
 
 CLEANED = dg.AssetKey(["yellow", "trips_cleaned"])
 

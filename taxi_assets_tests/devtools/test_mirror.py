@@ -232,7 +232,7 @@ def test_mirror_command_generates_on_request(tmp_path: Path) -> None:
 def test_makefile_dev_offline_points_the_ui_at_the_generating_mirror() -> None:
     """The target's commands, as make would run them (make -n): the mirror with --generate on the
     port the source URLs name, and the UI on the demo's lake and warehouse."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     script = subprocess.run(["make", "-n", "-s", "dev-offline", "MIRROR_PORT=9911", "DATA_DIR=/tmp/d"], cwd=repo,
                             capture_output=True, text=True, check=True).stdout
     assert "-m devtools.mirror /tmp/d/mirror/parquet --generate --missing-status 403 --port 9911" in script
@@ -248,7 +248,7 @@ def test_a_month_nobody_built_lands_through_the_generating_mirror(tmp_path: Path
 
     from devtools.generator import MonthsOnRequest
 
-    from .conftest import make_pipeline
+    from taxi_assets_tests.conftest import make_pipeline
 
     root = tmp_path / "mirror"
     with MirrorServer(root, missing_status=403, on_missing=MonthsOnRequest(root, rows=2_000)) as server, \

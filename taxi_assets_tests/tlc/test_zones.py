@@ -7,7 +7,7 @@ import pytest
 
 from taxi_assets.tlc.zones import ZONES_SCHEMA, ZoneLookupError, read_zone_lookup
 
-from .samples import samples_dir
+from taxi_assets_tests.samples import samples_dir
 
 
 def test_real_lookup_keeps_na_zone_names():

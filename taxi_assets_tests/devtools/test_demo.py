@@ -66,7 +66,7 @@ def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
     from dagster._core.instance.config import dagster_instance_config
 
     home = tmp_path / "dagster_home"
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     subprocess.run(["make", "-s", f"{home}/dagster.yaml", f"DAGSTER_HOME={home}"], cwd=repo, check=True)
     assert yaml.safe_load((home / "dagster.yaml").read_text()) == {"telemetry": {"enabled": False}}
     with warnings.catch_warnings():

@@ -16,7 +16,7 @@ from devtools.generator import build_mirror
 from devtools.mirror import MirrorServer
 from taxi_assets.tlc.months import parse_month
 
-from .conftest import make_pipeline
+from taxi_assets_tests.conftest import make_pipeline
 
 ROWS = 1_500_000
 MONTH = "2021-01"

@@ -16,7 +16,7 @@ from devtools.mirror import Status
 from taxi_assets.tlc.services import SERVICES, get_service
 from taxi_assets.tlc.months import parse_month
 
-from .conftest import MIRROR_MONTHS, Pipeline
+from taxi_assets_tests.conftest import MIRROR_MONTHS, Pipeline
 
 
 def sha256(path) -> str:
@@ -205,7 +205,7 @@ def test_an_unreachable_source_says_where_to_look(tmp_path, mirror, monkeypatch)
     TAXI_SOURCE_URL and make dev-offline."""
     import socket
 
-    from .conftest import make_pipeline
+    from taxi_assets_tests.conftest import make_pipeline
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
@@ -158,7 +158,7 @@ def test_init_script_creates_two_non_superuser_roles(postgres_url, tmp_path):
 
     import psycopg
 
-    from .postgres_server import find_binaries
+    from taxi_assets_tests.postgres_server import find_binaries
 
     suffix = uuid.uuid4().hex[:8]
     names = {"DAGSTER_PG_USER": f"dagster_{suffix}", "DAGSTER_PG_DB": f"dagster_db_{suffix}",

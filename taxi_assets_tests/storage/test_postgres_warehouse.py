@@ -657,7 +657,7 @@ def test_marts_give_the_same_figures_as_duckdb(service, wh, tmp_path):
 
 # -- the bar: the whole pipeline on Postgres gives what it gives on the embedded default -----------
 def test_the_pipeline_on_postgres_matches_the_embedded_default(tmp_path, mirror, monkeypatch, postgres_url, pg_schema):
-    from .conftest import make_pipeline
+    from taxi_assets_tests.conftest import make_pipeline
 
     secret = "s3cret-Pw-of-the-pipeline"
     info = psycopg.conninfo.conninfo_to_dict(postgres_url)

@@ -13,7 +13,7 @@ from dagster._utils.error import serializable_error_info_from_exc_info
 from taxi_assets.defs.alerts import AlertDeliveryError, AlertWebhook, run_failure_alert
 from taxi_assets.storage.redaction import redact
 
-from .conftest import make_pipeline
+from taxi_assets_tests.conftest import make_pipeline
 
 PASSWORD = "Pw-7f3e9c1a-secret"
 TOKEN = "T0SECRET/B0SECRET/xoxTokenSecret42"
