@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"encode only (parquet -> COPY bytes, no server)   {meter.line(rows)}")
             for label, schema, indexes, key in (
                 ("replace_month, COPY+check+swap, no index", "bench_copy_noidx", False, "copy"),
-                ("replace_month, + 3 btree indexes, ANALYZE", "bench_copy", True, "ours"),
+                ("replace_month, + time BRIN, zone btree, ANALYZE", "bench_copy", True, "ours"),
                 ("again: replacing the month atomically    ", "bench_copy", True, None),
             ):
                 meter = CpuMeter(postmaster)

@@ -5,6 +5,7 @@ we can. On the embedded default (local lake + DuckDB), Postgres, and the GCS + B
 """
 
 import datetime as dt
+import inspect
 import os
 import signal
 import subprocess
@@ -22,9 +23,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from dagster_duckdb import DuckDBResource
+from dagster_gcp import BigQueryResource, GCSResource
+
 from devtools.generator import build_mirror
 from devtools.mirror import MirrorServer
 from examples.extending import USER_ASSETS
+from taxi_assets.defs.resources import PostgresResource
 from taxi_assets.storage.handles import WarehouseTable
 from taxi_assets.tlc.months import parse_month
 
@@ -352,11 +357,42 @@ def exercise_warehouse(pipeline: Pipeline, months: list[str]) -> None:
     assert int(airport) == int(direct) > 0
 
 
+def sql_through(resource_key: str, resource_type: type, run) -> dg.AssetsDefinition:
+    """A user's asset that asks for a client resource by name (and type) and runs its own SQL with it."""
+
+    def via(**resources) -> None:
+        received[f"sql_via_{resource_key}"] = run(resources[resource_key])
+
+    via.__signature__ = inspect.Signature(
+        [inspect.Parameter(resource_key, inspect.Parameter.KEYWORD_ONLY, annotation=resource_type)], return_annotation=None
+    )
+    via.__annotations__ = {resource_key: resource_type, "return": None}
+    return dg.asset(name=f"sql_via_{resource_key}", group_name="probes")(via)
+
+
+def test_user_sql_through_the_duckdb_resource(embedded):
+    def count(duck):
+        with duck.get_connection() as con:
+            return con.sql("SELECT COUNT(*) FROM ny_taxi.yellow_trips").fetchone()[0]
+
+    asset = sql_through("duckdb", DuckDBResource, count)
+    assert materialize(with_assets(embedded, [asset]), embedded, asset.key).success
+    assert received["sql_via_duckdb"] == embedded.warehouse.count("yellow_trips") > 0
+
+
 def test_user_assets_on_postgres(tmp_path, year_mirror, postgres_url, pg_schema, monkeypatch):
     monkeypatch.setenv("TAXI_POSTGRES_URL", postgres_url)
     with dg.instance_for_test() as instance:
         pipeline = make_pipeline(tmp_path, year_mirror, instance, TAXI_WAREHOUSE="postgres", TAXI_WAREHOUSE_SCHEMA=pg_schema)
         exercise_warehouse(pipeline, MONTHS[:2])
+
+        def count(postgres):
+            with postgres.get_connection() as conn:
+                return conn.execute(f'SELECT COUNT(*) FROM "{pg_schema}".yellow_trips').fetchone()[0]
+
+        asset = sql_through("postgres", PostgresResource, count)
+        assert materialize(with_assets(pipeline, [asset]), pipeline, asset.key).success
+        assert received["sql_via_postgres"] == pipeline.warehouse.count("yellow_trips") > 0
 
 
 def test_user_assets_on_gcs_and_bigquery(tmp_path, year_mirror, gcs_emulator, bigquery_emulator):
@@ -373,3 +409,17 @@ def test_user_assets_on_gcs_and_bigquery(tmp_path, year_mirror, gcs_emulator, bi
         lake = pipeline.lake
         with lake.local_copy("cleaned/yellow/yellow_2023-02.parquet") as path:
             same_rows(received["gcs_cleaned"], pq.read_table(path), "cleaned on GCS")
+        # dagster-gcp's resources, by name, configured from the same settings (here: the emulators)
+
+        def count(bigquery):
+            with bigquery.get_client() as client:
+                return list(client.query(f"SELECT COUNT(*) AS n FROM `{bigquery.project}.{dataset}.yellow_trips`").result())[0]["n"]
+
+        def blobs(gcs):
+            return sorted(b.name for b in gcs.get_client().list_blobs(bucket, prefix="lake/cleaned/"))
+
+        via_bq, via_gcs = sql_through("bigquery", BigQueryResource, count), sql_through("gcs", GCSResource, blobs)
+        defs = with_assets(pipeline, [via_bq, via_gcs])
+        assert materialize(defs, pipeline, via_bq.key).success and materialize(defs, pipeline, via_gcs.key).success
+        assert received["sql_via_bigquery"] == pipeline.warehouse.count("yellow_trips") > 0
+        assert received["sql_via_gcs"] == [f"lake/cleaned/yellow/yellow_{m}.parquet" for m in MONTHS[:2]]

@@ -144,8 +144,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if "lake_dataset" in meta:
             dataset, column = meta["lake_dataset"], meta.get("partition_column", "pickup_date")
             months = [month_label(parse_month(k)) for k in keys] if keys is not None else _landed(lake, f"{dataset}/_manifests", ".json")
-            files = [f for m in months for f in lake.month_files(dataset, m)]
-            _refuse_missing(name, keys, months, [m for m in months if not lake.month_files(dataset, m)] if keys else [])
+            manifests = {m: lake.read_manifest(dataset, m) for m in months}  # a month's published version, read once
+            _refuse_missing(name, months, [m for m, manifest in manifests.items() if manifest is None])
+            files = [f"{dataset}/{e.path}" for m in months for e in manifests[m].files]
             partitioning = ds.HivePartitioning(pa.schema([(column, pa.date32())]), null_fallback=HIVE_NULL)
             return _files_dataset(lake, files, "parquet", partitioning=partitioning, base=lake.path(dataset))
         if "lake_folder" in meta and "{month}" not in meta["lake_folder"]:
@@ -154,8 +155,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if "lake_folder" in meta:
             template = meta["lake_folder"]
             parts = _partitions(lake, template, keys, folders=True)
-            files = [f for p in parts for f in _files_in(lake, _format(template, p))]
-            _refuse_missing(name, keys, parts, [p for p in parts if not _files_in(lake, _format(template, p))] if keys else [])
+            found = {p: _files_in(lake, _format(template, p)) for p in parts}
+            _refuse_missing(name, parts, [p for p in parts if not found[p]])
+            files = [f for p in parts for f in found[p]]
             return _files_dataset(lake, files, "csv" if files and ".csv" in files[0] else "parquet")
         template = self._template(context, meta)
         if keys is None and "{month}" not in template:
@@ -163,7 +165,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
         else:
             parts = _partitions(lake, template, keys, folders=False)
             files = [_format(template, p) for p in parts]
-            _refuse_missing(name, keys, parts, [p for p, f in zip(parts, files) if not lake.exists(f)] if keys else [])
+            if keys is not None:  # (listed partitions exist)
+                _refuse_missing(name, parts, [p for p, f in zip(parts, files) if not lake.exists(f)])
         return _files_dataset(lake, files, "parquet")
 
 
@@ -206,11 +209,12 @@ def _landed(lake: Lake, folder: str, suffix: str) -> list[str]:
     )
 
 
-def _refuse_missing(name: str, keys: list[str] | None, parts: list[str], missing: list[str]) -> None:
+def _refuse_missing(name: str, parts: list[str], missing: list[str]) -> None:
     if missing:
+        shown = [month_label(parse_month(p)) if _is_month(p) else p for p in missing]
         raise FileNotFoundError(
             f"{name}: {len(missing)} of the {len(parts)} partitions asked for are not in the lake "
-            f"({', '.join(missing[:6])}{'...' if len(missing) > 6 else ''}): materialize them first"
+            f"({', '.join(shown[:6])}{'...' if len(shown) > 6 else ''}): materialize them first"
         )
 
 
