@@ -64,7 +64,7 @@ def as_arrow(value) -> pa.Table:
     if isinstance(value, ds.Dataset):
         return value.to_table()
     if isinstance(value, duckdb.DuckDBPyRelation):
-        return value.fetch_arrow_table()
+        return value.to_arrow_table()
     if isinstance(value, WarehouseTable):
         return value.read()
     return value

@@ -70,7 +70,7 @@ def to_arrow(obj: object) -> pa.Table | pa.RecordBatchReader | None:
     if isinstance(obj, (pa.Table, pa.RecordBatchReader)):
         return obj
     if isinstance(obj, duckdb.DuckDBPyRelation):
-        return obj.fetch_arrow_reader(BATCH_ROWS)
+        return obj.to_arrow_reader(BATCH_ROWS)
     return None
 
 

@@ -123,7 +123,7 @@ class DuckDBWarehouse(Warehouse):
 
         def batches() -> Iterator[pa.RecordBatch]:
             with self.connect() as con:
-                yield from con.execute(sql).fetch_record_batch(64 * 1024)
+                yield from con.execute(sql).to_arrow_reader(64 * 1024)
 
         return pa.RecordBatchReader.from_batches(probe.schema, batches())
 
