@@ -216,6 +216,31 @@ def test_the_by_date_folders_reach_user_assets_with_their_pickup_date(embedded):
     assert dates.equals(got.column("pickup_date"))
 
 
+def test_a_users_lake_asset_feeds_the_next_one(embedded):
+    months = dg.MonthlyPartitionsDefinition(start_date="2023-01-01")
+
+    @dg.asset(io_manager_key="lake_io_manager", partitions_def=months, group_name="probes")
+    def mine(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        return pd.DataFrame({"partition": [context.partition_key], "n": [1]})
+
+    @dg.asset(io_manager_key="lake_io_manager", partitions_def=months, group_name="probes")
+    def handle_of_mine(mine) -> None:  # no annotation: the platform's handle on the stored file
+        received["handle_of_mine"] = mine.parquet().read()
+
+    @dg.asset(io_manager_key="lake_io_manager", group_name="probes")
+    def all_of_mine(mine: pa.Table) -> None:
+        received["all_of_mine"] = mine
+
+    defs = with_assets(embedded, [mine, handle_of_mine, all_of_mine])
+    for month in ("2023-01-01", "2023-02-01"):
+        assert materialize(defs, embedded, mine.key, month).success
+    assert embedded.lake.exists("assets/mine/2023-02.parquet")
+    assert materialize(defs, embedded, handle_of_mine.key, "2023-02-01").success
+    assert received["handle_of_mine"].column("partition").to_pylist() == ["2023-02-01"]
+    assert materialize(defs, embedded, all_of_mine.key).success
+    assert sorted(received["all_of_mine"].column("partition").to_pylist()) == ["2023-01-01", "2023-02-01"]
+
+
 def test_an_annotation_we_cannot_serve_names_the_ones_we_can(embedded):
     bad = probe("bad_dict", "trips_table", dict, partitions=dg.MonthlyPartitionsDefinition(start_date="2023-01-01"))
     bad_lake = probe("bad_list", "trips_cleaned", list, partitions=dg.MonthlyPartitionsDefinition(start_date="2023-01-01"))

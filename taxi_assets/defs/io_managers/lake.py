@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from taxi_assets.defs.io_managers.selection import input_partitions, output_partition
-from taxi_assets.defs.io_managers.types import READABLE, from_dataset, to_arrow, unsupported, wanted_type
+from taxi_assets.defs.io_managers.types import OUTPUT_TYPES, READABLE, from_dataset, to_arrow, unsupported, wanted_type
 from taxi_assets.defs.metadata import parquet_metadata
 from taxi_assets.defs.resources import LakeResource
 from taxi_assets.storage.handles import DatePartitionedMonth, LakeFile, LakeMonthDataset, StagedFile
@@ -67,7 +67,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         else:
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: the lake IO manager cannot store {type(obj).__name__} "
-                f"with metadata {sorted(meta)}; return a pandas.DataFrame, pyarrow.Table or pyarrow.RecordBatchReader"
+                f"with metadata {sorted(meta)}; return one of {OUTPUT_TYPES}"
             )
         context.add_output_metadata({"dagster/uri": lake.display(key), "bytes": lake.size(key)})
 
@@ -116,27 +116,25 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 raise unsupported(context, "every month as one handle", "lake", list(_LAKE_TYPES.values()))
             if keys is not None and len(keys) > 1:
                 raise unsupported(context, f"{len(keys)} months as one handle", "lake", list(_LAKE_TYPES.values()))
-            return self._handle(lake, meta, name, keys[0] if keys else None)
+            return self._handle(context, lake, meta, name, keys[0] if keys else None)
         if wanted not in _LAKE_TYPES:
             raise unsupported(context, wanted, "lake", list(_LAKE_TYPES.values()) + ["LakeFile / LakeMonthDataset (one month)"])
         return from_dataset(self._dataset(context, lake, meta, keys), wanted)
 
-    def _handle(self, lake: Lake, meta: dict, name: str, partition: str | None) -> LakeFile | LakeMonthDataset:
-        where = f" {month_label(parse_month(partition))}" if partition is not None else ""
+    def _handle(self, context: dg.InputContext, lake: Lake, meta: dict, name: str, partition: str | None) -> LakeFile | LakeMonthDataset:
+        where = f" {_format('{month}', partition)}" if partition is not None else ""
         if "lake_folder" in meta:
             folder = _format(meta["lake_folder"], partition)
             files = _files_in(lake, folder)
             if not files:
                 raise FileNotFoundError(f"{name}{where} is not in the lake ({lake.display(folder)}): materialize it first")
             return LakeFile(lake, files[0])
-        if "lake_key" in meta:
-            key = _format(meta["lake_key"], partition)
-            if not lake.exists(key):
-                raise FileNotFoundError(f"{name}{where} is not in the lake ({lake.display(key)}): materialize it first")
-            return LakeFile(lake, key)
         if "lake_dataset" in meta:
             return LakeMonthDataset(lake, meta["lake_dataset"], month_label(parse_month(partition)), meta.get("partition_column", "pickup_date"))
-        raise TypeError(f"{name}: no lake location in its metadata")
+        key = _format(self._template(context, meta), partition)  # a `lake_key`, or where a user's asset was stored
+        if not lake.exists(key):
+            raise FileNotFoundError(f"{name}{where} is not in the lake ({lake.display(key)}): materialize it first")
+        return LakeFile(lake, key)
 
     def _dataset(self, context: dg.InputContext, lake: Lake, meta: dict, keys: list[str] | None) -> ds.Dataset:
         """The selected partitions' files as one lazy dataset; every landed one when `keys` is None."""
