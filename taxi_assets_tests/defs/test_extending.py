@@ -428,12 +428,23 @@ def test_user_assets_on_gcs_and_bigquery(tmp_path, year_mirror, gcs_emulator, bi
             TAXI_BQ_PROJECT=bigquery_emulator.project, TAXI_BQ_DATASET=dataset,
         )
         exercise_warehouse(pipeline, MONTHS[:2])
-        # and the lake on GCS hands a user's asset the cleaned month as Arrow
-        monthly = probe("gcs_cleaned", "trips_cleaned", pa.Table, partitions=dg.MonthlyPartitionsDefinition(start_date="2023-01-01"))
-        assert materialize(with_assets(pipeline, [monthly]), pipeline, monthly.key, "2023-02-01").success
+        # and the lake on GCS hands a user's asset each lake asset, in every type, one month and every month
         lake = pipeline.lake
-        with lake.local_copy("cleaned/yellow/yellow_2023-02.parquet") as path:
-            same_rows(received["gcs_cleaned"], pq.read_table(path), "cleaned on GCS")
+        for kind in sorted(LAKE_KINDS):
+            with lake.local_copy(LAKE_KINDS[kind].format(m="2023-02")) as path:
+                landed = pq.read_table(path)
+            with lake.local_copy(LAKE_KINDS[kind].format(m="2023-01")) as path:
+                both = pa.concat_tables([pq.read_table(path), landed], promote_options="permissive")
+            for annotation in (*TYPES, ds.Dataset, duckdb.DuckDBPyRelation):
+                tag = f"gcs_{kind}_{annotation.__name__}"
+                monthly = probe(f"m_{tag}", kind, annotation, partitions=dg.MonthlyPartitionsDefinition(start_date="2023-01-01"))
+                every = probe(f"a_{tag}", kind, annotation)
+                defs = with_assets(pipeline, [monthly, every])
+                assert materialize(defs, pipeline, monthly.key, "2023-02-01").success
+                same_rows(received[f"m_{tag}"], landed, f"{tag} one month")
+                assert materialize(defs, pipeline, every.key).success
+                compare = same_count if kind == "raw_file" and annotation is duckdb.DuckDBPyRelation else same_rows
+                compare(received[f"a_{tag}"], both, f"{tag} every month")
         # dagster-gcp's resources, by name, configured from the same settings (here: the emulators)
 
         def count(bigquery):

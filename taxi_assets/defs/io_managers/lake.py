@@ -194,10 +194,15 @@ def _partitions(lake: Lake, template: str, keys: list[str] | None, folders: bool
         raise ValueError(f"lake path {template!r}: the partition must be in the last part to list every partition")
     prefix, _, suffix = leaf.partition("{month}")
     pattern = re.compile(re.escape(prefix) + r"(.+)" + re.escape(suffix) + r"\Z")
-    infos = lake.fs.get_file_info(pafs.FileSelector(lake.path(parent), allow_not_found=True))
-    kind = pafs.FileType.Directory if folders else pafs.FileType.File
-    found = [m.group(1) for i in infos if i.type == kind and ".tmp-" not in i.base_name and (m := pattern.match(i.base_name))]
-    return sorted(found)
+    # Folders are found through the files in them: a bucket has no folders of its own to list.
+    infos = lake.fs.get_file_info(pafs.FileSelector(lake.path(parent), allow_not_found=True, recursive=folders))
+    prefix = lake.path(parent) + "/"
+    names = {
+        i.path[len(prefix):].split("/")[0] if folders else i.base_name
+        for i in infos
+        if i.type == pafs.FileType.File and ".tmp-" not in i.base_name and (folders or "/" not in i.path[len(prefix):])
+    }
+    return sorted(m.group(1) for name in names if (m := pattern.match(name)))
 
 
 def _landed(lake: Lake, folder: str, suffix: str) -> list[str]:
