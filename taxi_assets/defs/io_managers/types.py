@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-BATCH_ROWS = 256 * 1024
+from taxi_assets.storage.handles import BATCH_ROWS
 
 #: What every store can hand over, with the name an error message lists.
 READABLE: dict[type, str] = {
