@@ -82,7 +82,7 @@ def child_pipeline(args: argparse.Namespace) -> int:
         work_started = time.perf_counter()
         for month in args.months.split(","):
             t0 = time.perf_counter()
-            result = job.execute_in_process(partition_key=f"{month}-01", instance=instance, run_config=quiet,
+            result = job.execute_in_process(partition_key=month, instance=instance, run_config=quiet,
                                             raise_on_error=False)
             seconds = time.perf_counter() - t0
             checks = {c.check_name: bool(c.passed) for c in result.get_asset_check_evaluations()}

@@ -147,7 +147,7 @@ def backfill_daemon(bench, months: list[str], rows: int) -> Result:
         _wait_http(f"http://127.0.0.1:{port}/server_info", 120)
         keys = [{"path": ["yellow", a]} for a in SERVICE_ASSETS]
         launched = time.time()
-        backfill_id = _launch_backfill(graphql, keys, [f"{m}-01" for m in months])
+        backfill_id = _launch_backfill(graphql, keys, months)
         status = _wait_backfill(graphql, backfill_id, bench.args.timeout)
         backfill_done = time.time()
         extra.update({"backfill_id": backfill_id, "backfill_status": status,

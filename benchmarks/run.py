@@ -217,12 +217,12 @@ class Bench:
             log(setup.stdout[-2000:] + setup.stderr[-2000:])
         select = ",".join(f"{service}/{a}" for a in SERVICE_ASSETS)
         argv = [str(Path(PY).parent / "dagster"), "asset", "materialize", "-m", "taxi_assets.definitions",
-                "--select", select, "--partition", f"{month}-01"]
+                "--select", select, "--partition", month]
         run, _, log_path = self._child(name, argv, env)
         import dagster as dg
 
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            records = [r for r in instance.get_run_records() if r.dagster_run.tags.get("dagster/partition") == f"{month}-01"]
+            records = [r for r in instance.get_run_records() if r.dagster_run.tags.get("dagster/partition") == month]
             record = records[0] if records else None
             steps = _step_times(instance, record.dagster_run.run_id) if record else {}
         run_seconds = (record.end_time - record.start_time) if record and record.end_time and record.start_time else None
@@ -232,7 +232,7 @@ class Bench:
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
             peak_processes=run.peak_processes, ok=ok,
             extra={"method": f"dagster asset materialize -m taxi_assets.definitions --select <{service} group> "
-                             f"--partition {month}-01 (seconds = the whole command)",
+                             f"--partition {month} (seconds = the whole command)",
                    "run_seconds": _r(run_seconds), "steps_seconds": round(sum(steps.values()), 3) if steps else None,
                    "steps": steps, "log": str(log_path)},
         ))

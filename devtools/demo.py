@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             run(defs, "zones", None, instance)
             for service in services:
                 for month in months:
-                    run(defs, service_job_name(service.name), f"{month}-01", instance)
+                    run(defs, service_job_name(service.name), month, instance)
 
     warehouse: Warehouse = defs.resources["warehouse"].backend
     print(f"3/3 done in {time.monotonic() - started:.1f} s\n")
@@ -94,7 +94,7 @@ def _mirror(root: Path) -> MirrorServer:
 
 
 def run(defs: dg.Definitions, job_name: str, partition_key: str | None, instance: dg.DagsterInstance) -> None:
-    label = job_name + (f" {partition_key[:7]}" if partition_key else "")
+    label = job_name + (f" {partition_key}" if partition_key else "")
     started = time.monotonic()
     # The full event log goes to the instance (the UI shows it); the terminal gets warnings only.
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -59,7 +59,7 @@ class Pipeline:
         """Run a job in process; `job` is 'zones' or a service name."""
         name = job if job == "zones" else service_job_name(job)
         return self.defs.resolve_job_def(name).execute_in_process(
-            partition_key=f"{month}-01" if month else None,
+            partition_key=month,
             instance=self.instance,
             run_config=run_config,
             raise_on_error=raise_on_error,

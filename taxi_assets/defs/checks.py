@@ -4,7 +4,7 @@ and the warehouse and the mart hold exactly the lake's rows."""
 
 import dagster as dg
 
-from taxi_assets.defs.partitions import asset_key
+from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.resources import WarehouseResource
 from taxi_assets.storage.handles import LakeFile, WarehouseTable
 from taxi_assets.defs.tables import trips_spec
@@ -26,8 +26,12 @@ def _key_columns(service: Service) -> list[str]:
 
 def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
     cleaned_key = asset_key(service, "trips_cleaned")
+    # Partitioned like their assets: each month shows its own result, and a month that never loaded
+    # shows its checks as not run, not as failed.
+    months = monthly_partitions(service)
 
     @dg.asset_check(
+        partitions_def=months,
         asset=cleaned_key,
         additional_ins={"raw": dg.AssetIn(asset_key(service, "raw_file")), "rejected": dg.AssetIn(asset_key(service, "trips_rejected"))},
         blocking=True,
@@ -45,6 +49,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
+        partitions_def=months,
         asset=cleaned_key,
         blocking=True,
         name="keys_not_null",
@@ -55,6 +60,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         return dg.AssetCheckResult(passed=not any(nulls.values()), metadata={f"nulls/{k}": v for k, v in nulls.items()})
 
     @dg.asset_check(
+        partitions_def=months,
         asset=cleaned_key,
         name="pickups_within_month",
         description="Every kept pickup falls inside the partition's month (warns when the rule was switched off).",
@@ -70,6 +76,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
+        partitions_def=months,
         asset=asset_key(service, "trips_table"),
         additional_ins={"cleaned": dg.AssetIn(cleaned_key)},
         name="matches_lake",
@@ -83,6 +90,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
+        partitions_def=months,
         asset=asset_key(service, "daily_zone_mart"),
         name="trips_add_up",
         description="The mart's trips for the month add up to the month's rows in the trips table.",

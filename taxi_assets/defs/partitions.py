@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from taxi_assets.tlc.months import MONTH_KEY_FORMAT, month_label
 from taxi_assets.tlc.services import Service
 
 
@@ -12,5 +13,6 @@ def asset_key(service: Service, name: str) -> dg.AssetKey:
 
 
 def monthly_partitions(service: Service) -> dg.MonthlyPartitionsDefinition:
-    """From the service's first month with zone ids up to the last complete month."""
-    return dg.MonthlyPartitionsDefinition(start_date=service.first_month_date.isoformat())
+    """From the service's first month with zone ids up to the last complete month, keyed `YYYY-MM` like
+    the TLC's file names (not Dagster's default `YYYY-MM-DD`)."""
+    return dg.MonthlyPartitionsDefinition(start_date=month_label(service.first_month_date), fmt=MONTH_KEY_FORMAT)

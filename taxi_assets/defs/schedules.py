@@ -15,7 +15,7 @@ import dagster as dg
 
 from taxi_assets.defs.jobs import TRIGGER_TAG
 from taxi_assets.defs.partitions import asset_key
-from taxi_assets.tlc.months import month_label, months_back, partition_key
+from taxi_assets.tlc.months import month_label, months_back
 from taxi_assets.tlc.services import Service
 
 #: The TLC publishes a month about two months after it ends.
@@ -44,13 +44,13 @@ def build_monthly_schedule(
     def monthly_schedule(context: dg.ScheduleEvaluationContext):
         tick = context.scheduled_execution_time
         month = months_back(dt.date(tick.year, tick.month, 1), PUBLICATION_LAG_MONTHS)
-        key = partition_key(month)
+        key = month_label(month)
         if key not in partitions.get_partition_keys(current_time=tick):
-            return dg.SkipReason(f"{service.name} {month_label(month)} is not a partition (before {service.first_month})")
+            return dg.SkipReason(f"{service.name} {key} is not a partition (before {service.first_month})")
         if key in context.instance.get_materialized_partitions(asset_key(service, "raw_file")):
-            return dg.SkipReason(f"{service.name} {month_label(month)} is already loaded (publication sensor or backfill)")
+            return dg.SkipReason(f"{service.name} {key} is already loaded (publication sensor or backfill)")
         return dg.RunRequest(
-            run_key=f"{service.name}:{month_label(month)}:scheduled",
+            run_key=f"{service.name}:{key}:scheduled",
             partition_key=key,
             tags={TRIGGER_TAG: "schedule"},
         )

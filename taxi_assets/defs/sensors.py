@@ -67,8 +67,9 @@ def _load_cursor(raw: str | None) -> dict:
         cursor = json.loads(raw)
     except ValueError:
         return {"versions": {}, "scan": None}
-    cursor.setdefault("versions", {})
-    cursor.setdefault("scan", None)
+    # Cursors written before partition keys became YYYY-MM name months YYYY-MM-01.
+    cursor["versions"] = {k[:7]: v for k, v in cursor.get("versions", {}).items()}
+    cursor["scan"] = (cursor.get("scan") or "")[:7] or None
     return cursor
 
 
@@ -103,7 +104,8 @@ def build_publication_sensor(
         versions: dict[str, str] = cursor["versions"]
         keys = partitions.get_partition_keys(current_time=now())
         recent = list(reversed(keys[-recent_months:]))  # newest first
-        loaded = context.instance.get_materialized_partitions(asset_key(service, "raw_file"))
+        # Only current keys: an instance that ran the old YYYY-MM-01 keys still lists those.
+        loaded = context.instance.get_materialized_partitions(asset_key(service, "raw_file")) & set(keys)
         # The rest of the budget goes to months already loaded, in turn, newest to oldest.
         older_loaded = sorted((k for k in loaded if k not in recent), reverse=True)
         budget = max_probes_per_tick - len(recent)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+#: How a month is written everywhere: TLC file names, partition keys, logs, lake paths.
+MONTH_KEY_FORMAT = "%Y-%m"
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})\Z")
 
 
 def parse_month(month: str) -> dt.date:
-    """'2024-01' (or a Dagster monthly partition key '2024-01-01') -> date(2024, 1, 1)."""
+    """'2024-01' (or a `YYYY-MM-DD` monthly key, the default of a user's own partitions) -> date(2024, 1, 1)."""
     text = month[:7] if len(month) == 10 else month
     match = _MONTH_RE.match(text)
     if not match or not 1 <= int(match.group(2)) <= 12:
@@ -32,11 +34,6 @@ def month_label(month: dt.date) -> str:
 def months_back(month: dt.date, n: int) -> dt.date:
     index = month.year * 12 + month.month - 1 - n
     return dt.date(index // 12, index % 12 + 1, 1)
-
-
-def partition_key(month: dt.date) -> str:
-    """The Dagster monthly partition key of a month."""
-    return month.isoformat()
 
 
 def month_range(spec: str) -> list[str]:

@@ -45,9 +45,9 @@ def defs(tmp_path_factory) -> dg.Definitions:
 @pytest.mark.parametrize(
     ("service", "tick", "expected"),
     [
-        ("yellow", dt.datetime(2024, 3, 28, 6, tzinfo=NY), "2024-01-01"),
-        ("green", dt.datetime(2025, 1, 28, 6, tzinfo=NY), "2024-11-01"),  # across a year boundary
-        ("fhvhv", dt.datetime(2019, 4, 28, 6, tzinfo=NY), "2019-02-01"),  # the service's first month
+        ("yellow", dt.datetime(2024, 3, 28, 6, tzinfo=NY), "2024-01"),
+        ("green", dt.datetime(2025, 1, 28, 6, tzinfo=NY), "2024-11"),  # across a year boundary
+        ("fhvhv", dt.datetime(2019, 4, 28, 6, tzinfo=NY), "2019-02"),  # the service's first month
     ],
 )
 def test_schedule_requests_the_month_published_by_the_tick(defs, service, tick, expected):
@@ -68,7 +68,7 @@ def test_schedule_skips_before_first_month_and_loaded_months(defs):
             dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2019, 3, 28, 6, tzinfo=NY), repository_def=defs.get_repository_def())
         )
         assert not early.run_requests and "not a partition" in early.skip_message
-        instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["fhvhv", "raw_file"]), partition="2024-01-01"))
+        instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["fhvhv", "raw_file"]), partition="2024-01"))
         loaded = schedule.evaluate_tick(
             dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2024, 3, 28, 6, tzinfo=NY), repository_def=defs.get_repository_def())
         )
@@ -122,7 +122,7 @@ def test_sensor_new_month_republished_month_and_nothing_changed(defs, source):
     source.publish("2022-12")
     with dg.instance_for_test() as instance:
         first, heads = tick(sensor, instance, source, None, defs)
-        assert [r.partition_key for r in first.run_requests] == ["2022-12-01"]
+        assert [r.partition_key for r in first.run_requests] == ["2022-12"]
         assert heads <= MAX_PROBES_PER_TICK
 
         # nothing changed -> no run
@@ -132,7 +132,7 @@ def test_sensor_new_month_republished_month_and_nothing_changed(defs, source):
         # a new month appears -> one run for it
         source.publish("2023-01")
         new, _ = tick(sensor, instance, source, quiet.cursor, defs)
-        assert [r.partition_key for r in new.run_requests] == ["2023-01-01"]
+        assert [r.partition_key for r in new.run_requests] == ["2023-01"]
         request = new.run_requests[0]
         assert request.run_key.startswith("yellow:2023-01:")
         assert request.tags["taxi/trigger"] == "publication_sensor:new"
@@ -140,7 +140,7 @@ def test_sensor_new_month_republished_month_and_nothing_changed(defs, source):
         # the same month re-published (new ETag) -> one more run, with another run_key
         source.publish("2023-01", b"PAR1 counts changed PAR1")
         again, _ = tick(sensor, instance, source, new.cursor, defs)
-        assert [r.partition_key for r in again.run_requests] == ["2023-01-01"]
+        assert [r.partition_key for r in again.run_requests] == ["2023-01"]
         assert again.run_requests[0].run_key != request.run_key
         assert again.run_requests[0].tags["taxi/trigger"] == "publication_sensor:re-published"
 
@@ -157,7 +157,7 @@ def test_sensor_first_evaluation_on_empty_instance_is_bounded(defs, source):
     sensor = make_sensor(defs, dt.datetime(2023, 1, 10, tzinfo=dt.timezone.utc))  # newest: 2022-12, 11, 10
     with dg.instance_for_test() as instance:
         result, heads = tick(sensor, instance, source, None, defs)
-    assert sorted(r.partition_key for r in result.run_requests) == ["2022-10-01", "2022-11-01", "2022-12-01"]
+    assert sorted(r.partition_key for r in result.run_requests) == ["2022-10", "2022-11", "2022-12"]
     assert heads <= MAX_PROBES_PER_TICK
 
 
@@ -176,7 +176,7 @@ def test_sensor_rechecks_loaded_old_months_in_turn(defs, source):
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(
                     dg.AssetKey(["yellow", "raw_file"]),
-                    partition=f"{month}-01",
+                    partition=month,
                     metadata={"etag": head.headers["ETag"], "last_modified": head.headers["Last-Modified"]},
                 )
             )
@@ -186,7 +186,7 @@ def test_sensor_rechecks_loaded_old_months_in_turn(defs, source):
             assert result.run_requests == [] and heads <= MAX_PROBES_PER_TICK
             cursor = result.cursor
             seen |= set(json.loads(cursor)["versions"])
-        assert {f"{m}-01" for m in loaded} <= seen
+        assert set(loaded) <= seen
 
         source.publish("2021-06", b"PAR1 the TLC re-published this month PAR1")
         requested = []
@@ -194,7 +194,7 @@ def test_sensor_rechecks_loaded_old_months_in_turn(defs, source):
             result, _ = tick(sensor, instance, source, cursor, defs)
             cursor = result.cursor
             requested += [r.partition_key for r in result.run_requests]
-        assert requested == ["2021-06-01"]
+        assert requested == ["2021-06"]
 
 
 # -- a new raw month ends in fresh marts ------------------------------------------------------
@@ -210,7 +210,7 @@ def test_sensor_run_request_loads_the_month_to_the_marts(pipeline: Pipeline, mir
         repository_def=pipeline.defs.get_repository_def(),
     )
     result = sensor.evaluate_tick(context)
-    assert [r.partition_key for r in result.run_requests] == ["2023-01-01"]
+    assert [r.partition_key for r in result.run_requests] == ["2023-01"]
     pipeline.run("zones")
     run = pipeline.defs.resolve_job_def(job_name).execute_in_process(
         partition_key=result.run_requests[0].partition_key, instance=pipeline.instance, tags=result.run_requests[0].tags
@@ -228,7 +228,7 @@ def test_automation_conditions_carry_a_raw_month_to_the_marts(pipeline: Pipeline
     assert first.total_requested == 0  # nothing loaded: nothing to follow, and no flood of history
     job = pipeline.defs.resolve_job_def(service_job_name("yellow"))
     ingest = [dg.AssetKey(["yellow", name]) for name in ("raw_file", "trips_cleaned", "trips_rejected")]
-    job.execute_in_process(partition_key="2023-01-01", instance=pipeline.instance, asset_selection=ingest)
+    job.execute_in_process(partition_key="2023-01", instance=pipeline.instance, asset_selection=ingest)
     cursor, layers = first.cursor, []
     for _ in range(5):
         result = dg.evaluate_automation_conditions(pipeline.defs, pipeline.instance, asset_selection=yellow, cursor=cursor)
@@ -240,10 +240,10 @@ def test_automation_conditions_carry_a_raw_month_to_the_marts(pipeline: Pipeline
         }
         if not requested:
             break
-        assert all(parts == ["2023-01-01"] for parts in requested.values()), requested
+        assert all(parts == ["2023-01"] for parts in requested.values()), requested
         layers.append(sorted(requested))
         job.execute_in_process(
-            partition_key="2023-01-01",
+            partition_key="2023-01",
             instance=pipeline.instance,
             asset_selection=[dg.AssetKey.from_user_string(k) for k in requested],
         )
@@ -269,7 +269,7 @@ def test_backfill_policy_run_of_one_month_range_replaces_only_that_month(pipelin
     job = pipeline.defs.resolve_job_def(service_job_name("yellow"))
     result = job.execute_in_process(
         instance=pipeline.instance,
-        tags={"dagster/asset_partition_range_start": "2023-01-01", "dagster/asset_partition_range_end": "2023-01-01"},
+        tags={"dagster/asset_partition_range_start": "2023-01", "dagster/asset_partition_range_end": "2023-01"},
     )
     assert result.success
     assert pipeline.warehouse.count("yellow_trips", parse_month("2023-01")) > 0
@@ -336,11 +336,11 @@ def test_run_failure_alert_names_run_asset_partition_and_error(pipeline: Pipelin
     facts = post["taxi_assets"]
     assert facts["run_id"] == result.run_id
     assert facts["assets"] == ["yellow/raw_file", "yellow/trips_cleaned", "yellow/trips_rejected"]  # the ingest step
-    assert facts["partition"] == "2023-06-01"
+    assert facts["partition"] == "2023-06"
     assert "not published" in facts["error"]
     assert facts["url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
     # Slack-compatible: a text fallback and a mrkdwn section
-    assert "yellow/raw_file" in post["text"] and "2023-06-01" in post["text"]
+    assert "yellow/raw_file" in post["text"] and "2023-06" in post["text"]
     assert post["blocks"][0]["text"]["type"] == "mrkdwn" and result.run_id in post["blocks"][0]["text"]["text"]
 
 

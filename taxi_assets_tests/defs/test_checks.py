@@ -84,3 +84,23 @@ def test_warehouse_check_sees_rows_that_are_not_in_the_lake(pipeline: Pipeline):
     result = matches_lake(trips_table=table, cleaned=stored(pipeline, "cleaned/yellow/yellow_2023-01.parquet"))
     assert not result.passed
     assert result.metadata["warehouse_rows"].value < result.metadata["lake_rows"].value
+
+
+def test_a_failed_month_leaves_the_other_months_checks_green(pipeline: Pipeline):
+    """Checks are partitioned like their assets: yellow 2023-03 (not on the mirror) fails to download,
+    and 2023-01's checks stay passed while 2023-03's show as never having passed or failed on data."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    assert pipeline.run("zones").success
+    assert pipeline.run("yellow", "2023-01").success
+    failed = pipeline.run("yellow", "2023-03", raise_on_error=False)
+    assert not failed.success
+    check_keys = [k for c in pipeline.defs.asset_checks for k in c.check_keys if k.asset_key.path[0] == "yellow"]
+    check_keys += [dg.AssetCheckKey(CLEANED, "audit")]
+    assert len(check_keys) == 6
+    infos = pipeline.instance.event_log_storage.get_asset_check_partition_info(check_keys)
+    status = {(i.check_key.name, i.partition_key): i.latest_execution_status for i in infos}
+    for key in check_keys:
+        assert status[(key.name, "2023-01")] == Status.SUCCEEDED, key
+        assert status.get((key.name, "2023-03")) not in (Status.FAILED, Status.SUCCEEDED), key
+        assert (key.name, None) not in status  # nothing recorded for the asset as a whole

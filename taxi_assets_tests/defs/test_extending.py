@@ -260,7 +260,7 @@ def test_the_example_assets_run_on_the_embedded_default(embedded):
     defs = with_assets(embedded, USER_ASSETS)
     wh = embedded.warehouse
     # a monthly pandas asset on trips_table: its month in the warehouse, with source_month added
-    assert materialize(defs, embedded, ["yellow", "tip_share_by_zone"], "2023-04-01").success
+    assert materialize(defs, embedded, ["yellow", "tip_share_by_zone"], "2023-04").success
     share = wh.read_month("yellow_tip_share_by_zone", dt.date(2023, 4, 1)).to_pandas()
     trips = wh.read_month("yellow_trips", dt.date(2023, 4, 1)).to_pandas()
     card = trips[trips["payment_type"] == 1]
@@ -276,7 +276,7 @@ def test_the_example_assets_run_on_the_embedded_default(embedded):
     per_month = wh.query(f"SELECT * FROM {wh.table_ref('yellow_trips_per_month')} ORDER BY source_month").to_pylist()
     assert [r["trips"] for r in per_month] == [wh.count("yellow_trips", parse_month(m)) for m in MONTHS]
     # SQL pushed down into the warehouse, one month replaced
-    assert materialize(defs, embedded, ["yellow", "airport_pickups"], "2023-06-01").success
+    assert materialize(defs, embedded, ["yellow", "airport_pickups"], "2023-06").success
     airport = wh.query(f"SELECT SUM(trips) AS n FROM {wh.table_ref('yellow_airport_pickups')}").column("n")[0].as_py()
     direct = wh.query(
         f"SELECT COUNT(*) AS n FROM {wh.table_ref('yellow_trips')} WHERE source_month = DATE '2023-06-01' "
@@ -368,8 +368,8 @@ def exercise_warehouse(pipeline: Pipeline, months: list[str]) -> None:
             assert materialize(defs, pipeline, [f"a_{tag}"]).success
             same_rows(received[f"a_{tag}"], landed_warehouse(pipeline, kind, None), f"{tag} every month")
     wh = pipeline.warehouse
-    for key, partition in ((["yellow", "tip_share_by_zone"], f"{months[-1]}-01"), (["yellow", "trips_per_month"], None),
-                           (["yellow", "airport_pickups"], f"{months[-1]}-01")):
+    for key, partition in ((["yellow", "tip_share_by_zone"], months[-1]), (["yellow", "trips_per_month"], None),
+                           (["yellow", "airport_pickups"], months[-1])):
         assert materialize(defs, pipeline, key, partition).success, key
     assert [r["trips"] for r in wh.query(f"SELECT * FROM {wh.table_ref('yellow_trips_per_month')} ORDER BY source_month").to_pylist()] == [
         wh.count("yellow_trips", parse_month(m)) for m in months

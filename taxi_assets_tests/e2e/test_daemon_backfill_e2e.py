@@ -134,7 +134,7 @@ class Stack:
     def launch_backfill(self, services: list[str], months: list[str]) -> str:
         """An asset backfill over a range of months for every trip asset of the services."""
         by_asset = [
-            {"assetKey": {"path": [svc, name]}, "partitions": {"range": {"start": f"{months[0]}-01", "end": f"{months[-1]}-01"}}}
+            {"assetKey": {"path": [svc, name]}, "partitions": {"range": {"start": months[0], "end": months[-1]}}}
             for svc in services
             for name in TRIP_ASSETS
         ]
@@ -197,14 +197,14 @@ class Stack:
     def ensure_month(self, service: str, month: str) -> None:
         """Materialize one month (zones first) if it is not already: for tests that need data in the UI."""
         key = dg.AssetKey([service, "daily_zone_mart"])
-        if f"{month}-01" in self.instance.get_materialized_partitions(key):
+        if month in self.instance.get_materialized_partitions(key):
             return
         if not self.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
             assert self.wait_run(self.launch_run("zones")) == "SUCCESS"
         data = self.gql(
             LAUNCH_RUN,
             {"p": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": f"{service}_monthly"},
-                   "executionMetadata": {"tags": [{"key": "dagster/partition", "value": f"{month}-01"}]}}},
+                   "executionMetadata": {"tags": [{"key": "dagster/partition", "value": month}]}}},
         )
         assert data["launchRun"]["__typename"] == "LaunchRunSuccess", data
         assert self.wait_run(data["launchRun"]["run"]["runId"]) == "SUCCESS"
@@ -370,7 +370,7 @@ def assert_months_landed_once(stack: Stack, months: list[str]) -> None:
         for month in months:
             for name in TRIP_ASSETS:
                 records = stack.instance.fetch_materializations(
-                    dg.AssetRecordsFilter(dg.AssetKey([service, name]), asset_partitions=[f"{month}-01"]), limit=10
+                    dg.AssetRecordsFilter(dg.AssetKey([service, name]), asset_partitions=[month]), limit=10
                 ).records
                 assert len(records) == 1, f"{service}/{name} {month}: materialized {len(records)} times"
             expected = lake_rows(stack, service, month)
@@ -405,7 +405,7 @@ def test_asset_backfill_through_graphql(stack: Stack):
     assert stack.backfill_status(backfill) not in ("FAILED", "COMPLETED_FAILED", "CANCELED"), stack.failures(backfill)
     assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
     # one run per service and month: the whole chain of a month runs in one run (same backfill policy)
-    assert sorted(run_month(r) for r in runs) == sorted(f"{m}-01" for m in FIRST_MONTHS for _ in SERVICES)
+    assert sorted(run_month(r) for r in runs) == sorted(m for m in FIRST_MONTHS for _ in SERVICES)
     assert_months_landed_once(stack, FIRST_MONTHS)
     assert_no_duplicates(stack, FIRST_MONTHS)
     print(f"backfill of {len(FIRST_MONTHS)} months x {len(SERVICES)} services: {time.monotonic() - started:.0f}s")
@@ -441,7 +441,7 @@ def test_backfill_survives_daemon_sigkill(stack: Stack):
     runs = stack.backfill_runs(backfill)
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
     # no run launched twice for a month, whatever the daemon was doing when it died
-    assert sorted(run_month(r) for r in runs) == sorted(f"{m}-01" for m in KILL_MONTHS for _ in SERVICES)
+    assert sorted(run_month(r) for r in runs) == sorted(m for m in KILL_MONTHS for _ in SERVICES)
     assert_months_landed_once(stack, KILL_MONTHS)
     assert_no_duplicates(stack, FIRST_MONTHS + KILL_MONTHS if _first_loaded(stack) else KILL_MONTHS)
     print(f"runs finished before the kill: {done_before_kill} of {len(runs)}; killed at {killed_at - launched:.0f}s; "
@@ -450,4 +450,4 @@ def test_backfill_survives_daemon_sigkill(stack: Stack):
 
 
 def _first_loaded(stack: Stack) -> bool:
-    return f"{FIRST_MONTHS[0]}-01" in stack.instance.get_materialized_partitions(dg.AssetKey([SERVICES[0], "trips_table"]))
+    return FIRST_MONTHS[0] in stack.instance.get_materialized_partitions(dg.AssetKey([SERVICES[0], "trips_table"]))

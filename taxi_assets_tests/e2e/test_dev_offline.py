@@ -49,7 +49,7 @@ def test_make_dev_offline_loads_a_month_launched_through_the_webserver(tmp_path:
     try:
         wait_for(f"http://127.0.0.1:{ui_port}/server_info", 120)
         client = DagsterGraphQLClient("127.0.0.1", port_number=ui_port)
-        for job, tags in (("zones", {}), ("green_monthly", {"dagster/partition": "2016-11-01"})):
+        for job, tags in (("zones", {}), ("green_monthly", {"dagster/partition": "2016-11"})):
             run_id = client.submit_job_execution(job, tags=tags)
             deadline = time.monotonic() + 120
             while (status := client.get_run_status(run_id).value) not in ("SUCCESS", "FAILURE", "CANCELED"):
