@@ -23,8 +23,8 @@ RUN pip install --no-deps . \
     && mkdir -p "$DAGSTER_HOME" /data/lake \
     && chown -R dagster:dagster "$DAGSTER_HOME" /data
 
-COPY dagster.yaml /opt/dagster/home/dagster.yaml
-COPY workspace.yaml ./workspace.yaml
+COPY deploy/dagster.yaml /opt/dagster/home/dagster.yaml
+COPY deploy/workspace.yaml ./workspace.yaml
 
 USER dagster
 EXPOSE 3000 4000

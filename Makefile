@@ -22,12 +22,13 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # The embedded default's instance config: SQLite under DAGSTER_HOME (Dagster's default), telemetry
-# off. Written once; without it every command warns that there is no instance config.
+# off, run output in the terminal at INFO (the UI's event log keeps every event). Written once;
+# without it every command warns that there is no instance config.
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
 	@printf '%s\n' '# The embedded default instance: runs, events and schedules in SQLite under this folder.' \
-	  '# Written by make (the deployment uses the repository'"'"'s dagster.yaml, on Postgres).' \
-	  'telemetry:' '  enabled: false' > $@
+	  '# Written by make (the deployment'"'"'s, on Postgres, is deploy/dagster.yaml).' \
+	  'telemetry:' '  enabled: false' 'python_logs:' '  python_log_level: INFO' > $@
 
 ## make demo: offline mirror -> local HTTP server -> every asset for 3 months of yellow and green
 ## (at a real month's size: make demo ROWS=3000000; other months: MONTHS=2023-01..2023-06)
@@ -40,8 +41,9 @@ test: install
 	$(PY) -m pytest
 
 ## make dev: the Dagster UI on http://127.0.0.1:3000 with the same defaults as the demo
+## (the code location is pyproject.toml's [tool.dagster]: taxi_assets.definitions, named taxi_assets)
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -m taxi_assets.definitions -h 127.0.0.1 -p 3000
+	$(VENV)/bin/dg dev -h 127.0.0.1 -p $(DEV_PORT)
 
 ## make dev-offline: the same UI with no internet: a local mirror makes any month of any service on
 ## request (deterministic, cached in $(DATA_DIR)/mirror), so any month or a backfill of years loads offline
@@ -51,7 +53,7 @@ dev-offline: install $(DAGSTER_HOME)/dagster.yaml
 	TAXI_SOURCE_URL=http://127.0.0.1:$(MIRROR_PORT)/trip-data \
 	TAXI_ZONES_URL=http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zone_lookup.csv \
 	TAXI_LAKE_URI=$${TAXI_LAKE_URI:-$(DATA_DIR)/lake} TAXI_DUCKDB_PATH=$${TAXI_DUCKDB_PATH:-$(DATA_DIR)/warehouse.duckdb} \
-	$(VENV)/bin/dagster dev -m taxi_assets.definitions -h 127.0.0.1 -p $(DEV_PORT)
+	$(VENV)/bin/dg dev -h 127.0.0.1 -p $(DEV_PORT)
 
 ## make bench: figures for a month end to end
 bench: install

@@ -34,7 +34,7 @@ def _backfill_extra(months: int, seconds: float | None, steps_total: float, runs
 
 
 def _daemon_instance_yaml(concurrency: int) -> str:
-    """The daemon's instance: the repo's dagster.yaml (Postgres storage) if there is one, else SQLite."""
+    """The daemon's instance: SQLite, the queued run coordinator at `concurrency` runs, no telemetry."""
     queued = ("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
               f"  config:\n    max_concurrent_runs: {concurrency}\n"
               "telemetry:\n  enabled: false\n")

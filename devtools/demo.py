@@ -11,16 +11,20 @@ Run it twice: the tables come out the same, because every month is replaced, nev
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 
 from taxi_assets.definitions import build_definitions
 from taxi_assets.defs.jobs import service_job_name
+from dagster._core.remote_representation.code_location import CodeLocation
 from devtools.generator import DEFAULT_ROWS, build_mirror
+from devtools.launch import code_location, run_job
 from taxi_assets.tlc.months import month_range
 from taxi_assets.tlc.marts import REJECTS_SUMMARY_SUFFIX, mart_table, trips_table
 from devtools.mirror import MirrorServer
@@ -67,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(env)
         defs = build_definitions(settings)
         print(f"2/3 serving it at {server.url}; materializing on the Dagster instance in {os.environ.get('DAGSTER_HOME')}")
-        with dg.DagsterInstance.get() as instance:
-            run(defs, "zones", None, instance)
+        # The runs are made from the code location the UI loads, which reads these settings from the
+        # environment: they are this process's for the demo's duration.
+        with _environment(env), dg.DagsterInstance.get() as instance, code_location(instance) as location:
+            run(location, "zones", None, instance)
             for service in services:
                 for month in months:
-                    run(defs, service_job_name(service.name), month, instance)
+                    run(location, service_job_name(service.name), month, instance)
 
     warehouse: Warehouse = defs.resources["warehouse"].backend
     print(f"3/3 done in {time.monotonic() - started:.1f} s\n")
@@ -93,14 +99,23 @@ def _mirror(root: Path) -> MirrorServer:
         return MirrorServer(root).start()
 
 
-def run(defs: dg.Definitions, job_name: str, partition_key: str | None, instance: dg.DagsterInstance) -> None:
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run(location: CodeLocation, job_name: str, partition_key: str | None, instance: dg.DagsterInstance) -> None:
     label = job_name + (f" {partition_key}" if partition_key else "")
     started = time.monotonic()
     # The full event log goes to the instance (the UI shows it); the terminal gets warnings only.
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    result = defs.resolve_job_def(job_name).execute_in_process(
-        partition_key=partition_key, instance=instance, raise_on_error=False, run_config=quiet
-    )
+    result = run_job(location, instance, job_name, partition_key, run_config=quiet)
     if not result.success:
         failure = next((e for e in result.all_events if e.is_failure), None)
         message = failure.event_specific_data.error.message if failure and failure.event_specific_data else "see the run log"

@@ -5,7 +5,7 @@ managers hand it over (and store what it returns) exactly as they do for the pla
 one partition replaced atomically. Run it on the demo's data (docs/extending.md):
 
     make demo MONTHS=2023-01..2023-12 SERVICES=yellow
-    .venv/bin/dagster dev -m examples.extending
+    .venv/bin/dg dev -m examples.extending
 """
 
 import dagster as dg

@@ -88,4 +88,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location `make dev` and the deployment load. Built when it loads, not on import, so a
+    process that set its environment after importing this module (the demo) gets those settings."""
+    return build_definitions()

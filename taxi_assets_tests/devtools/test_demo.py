@@ -68,7 +68,9 @@ def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
     home = tmp_path / "dagster_home"
     repo = Path(__file__).resolve().parents[2]
     subprocess.run(["make", "-s", f"{home}/dagster.yaml", f"DAGSTER_HOME={home}"], cwd=repo, check=True)
-    assert yaml.safe_load((home / "dagster.yaml").read_text()) == {"telemetry": {"enabled": False}}
+    assert yaml.safe_load((home / "dagster.yaml").read_text()) == {
+        "telemetry": {"enabled": False}, "python_logs": {"python_log_level": "INFO"}
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         config, _ = dagster_instance_config(str(home))

@@ -278,9 +278,9 @@ def _running_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) 
     warehouse_db = create_database(postgres_url, "taxi_e2e_warehouse")
     home = root / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the deployment's instance, as is
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")  # the deployment's instance, as is
     grpc_port, web_port = _free_port(), _free_port()
-    workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())  # the deployment's shape, local address
+    workspace = yaml.safe_load((REPO / "deploy" / "workspace.yaml").read_text())  # the deployment's shape, local address
     workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=grpc_port)
     (home / "workspace.yaml").write_text(yaml.safe_dump(workspace))
 

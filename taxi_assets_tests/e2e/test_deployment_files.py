@@ -19,8 +19,8 @@ COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
-WORKSPACE = REPO / "workspace.yaml"
-INSTANCE = REPO / "dagster.yaml"
+WORKSPACE = REPO / "deploy" / "workspace.yaml"
+INSTANCE = REPO / "deploy" / "dagster.yaml"
 OPERATIONS = REPO / "docs" / "operations.md"
 
 SERVICES = {"postgres", "dagster-init", "user-code", "webserver", "daemon"}

@@ -185,8 +185,9 @@ def test_month_not_published_names_it(pipeline: Pipeline):
 
 
 def test_all_services_have_the_full_graph():
-    from taxi_assets.definitions import defs
+    from taxi_assets.definitions import defs as load
 
+    defs = load()
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     for name in SERVICES:
         for asset in ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"):

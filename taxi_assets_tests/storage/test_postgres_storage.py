@@ -15,7 +15,7 @@ import yaml
 from taxi_assets_tests.postgres_server import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
-DAGSTER_YAML = REPO / "dagster.yaml"
+DAGSTER_YAML = REPO / "deploy" / "dagster.yaml"
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 
 
