@@ -31,16 +31,20 @@ from taxi_assets.tlc.months import next_month
 #: Share of pickups in each hour of the day: a 4-5 am trough, a morning shoulder, an evening peak.
 _HOURLY = (3.0, 2.1, 1.4, 1.0, 0.8, 1.0, 2.0, 3.4, 4.3, 4.4, 4.3, 4.4, 4.6, 4.6, 4.8, 5.0, 5.0, 5.4, 6.0,
            5.8, 5.1, 5.0, 4.7, 3.9)
+#: Relative pickups by weekday, Monday first: busiest Thursday and Friday, quietest Sunday (the TLC's
+#: yellow trips per day; the other services have the same rhythm, a little flatter).
+_WEEKLY = (0.92, 1.0, 1.04, 1.08, 1.07, 0.98, 0.80)
 #: Pickup times seen in real files that are absurd but valid: 2008/2009 clock resets and a 2088 typo.
 _ABSURD = tuple(_seconds(t) for t in (dt.datetime(2008, 12, 31, 23, 58, 4), dt.datetime(2009, 1, 1, 0, 10, 11),
                                       dt.datetime(2088, 1, 24, 0, 15, 42)))
 
 
 def _pickups(rng: _Rng, month: dt.date, dirty: bool) -> tuple[pa.Array, pa.Array]:
-    """Pickup epoch seconds spread over the month with an hourly rhythm, and the hour itself."""
+    """Pickup epoch seconds spread over the month with a weekly and an hourly rhythm, and the hour."""
     start, end = _seconds(month), _seconds(next_month(month))
     days = (end - start) // 86400
-    day = pc.floor(pc.multiply(rng.uniform(), days))
+    weights = tuple(_WEEKLY[(month + dt.timedelta(days=d)).weekday()] for d in range(days))
+    day = pc.cast(rng.choice(tuple(range(days)), weights, I64), F64)
     hour = rng.choice(tuple(range(24)), _HOURLY, I64)
     secs = pc.add(pc.add(pc.multiply(day, 86400), pc.multiply(pc.cast(hour, F64), 3600)),
                   pc.floor(pc.multiply(rng.uniform(), 3600)))

@@ -56,7 +56,8 @@ def daily_zone_mart_sql(service: Service, warehouse: SqlEngine, month: dt.date) 
         # creates the same column type.
         return f"SUM(t.{column}) AS {name}" if column else f"CAST(NULL AS {d.float_type}) AS {name}"
 
-    passengers = f"SUM(t.{cols.passengers})" if cols.passengers else f"CAST(NULL AS {d.int_type})"
+    # Cast: a SUM of integers is DuckDB's HUGEINT (decimal(38,0) to most clients) and Postgres's numeric.
+    passengers = f"CAST(SUM(t.{cols.passengers}) AS {d.int_type})" if cols.passengers else f"CAST(NULL AS {d.int_type})"
     return f"""
 SELECT
     a.{SOURCE_MONTH} AS {SOURCE_MONTH},
@@ -98,10 +99,10 @@ def trips_per_day_sql(service: Service, warehouse: SqlEngine, month: dt.date) ->
     )
 
 
-def bar_chart_markdown(rows: list[tuple[dt.date, int]], width: int = 40) -> str:
-    """A small bar chart that the Dagster UI renders from markdown: one bar per pickup day."""
-    if not rows:
-        return "_no trips_"
-    peak = max(n for _, n in rows) or 1
-    lines = [f"{day:%a %d %b}  {'█' * max(1, round(n / peak * width)) if n else ''} {n:,}" for day, n in rows]
-    return "Trips per pickup day\n\n```\n" + "\n".join(lines) + "\n```"
+def top_zones_sql(service: Service, warehouse: SqlEngine, month: dt.date, limit: int = 10) -> str:
+    """The month's busiest pickup zones by trips, from the mart."""
+    return (
+        f"SELECT pickup_borough, pickup_zone, SUM(trips) AS trips FROM {warehouse.table_ref(mart_table(service))} "
+        f"WHERE {SOURCE_MONTH} = {_date_literal(month)} AND pickup_zone IS NOT NULL "
+        f"GROUP BY pickup_borough, pickup_zone ORDER BY trips DESC, pickup_zone LIMIT {int(limit)}"
+    )

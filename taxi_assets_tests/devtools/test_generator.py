@@ -301,6 +301,22 @@ def test_values_are_plausible(yellow_50k: pa.Table) -> None:
 # ------------------------------------------------------------------------------------ zone lookup
 
 
+def test_pickups_have_a_weekly_and_an_hourly_rhythm(yellow_50k: pa.Table) -> None:
+    """Charts of generated months look like real ones: quiet Sundays and early mornings."""
+    pickups = yellow_50k["tpep_pickup_datetime"]
+    days = pc.cast(pickups, pa.date32()).to_pylist()
+    in_month = [d for d in days if d.month == days[len(days) // 2].month]
+    per_weekday = [0] * 7
+    for d in in_month:
+        per_weekday[d.weekday()] += 1
+    month_days = set(in_month)
+    mean = [per_weekday[w] / sum(1 for d in month_days if d.weekday() == w) for w in range(7)]
+    assert mean[3] > 1.2 * mean[6] and mean[4] > 1.2 * mean[6]  # Thursday, Friday vs Sunday
+    hours = pc.value_counts(pc.hour(pickups)).to_pylist()
+    by_hour = {v["values"]: v["counts"] for v in hours}
+    assert by_hour[18] > 4 * by_hour[4]
+
+
 def test_zone_lookup_shape(out: Path) -> None:
     path = gen.generate_zone_lookup(out / "misc" / "taxi_zone_lookup.csv").path
     raw = path.read_bytes()

@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -71,6 +72,8 @@ def check_month_landed(pipeline: Pipeline, mirror_root, service_name: str, month
     assert {r["rule"]: r["rows"] for r in summary} == {r["reject_rule"]: r["count_all"] for r in by_rule}
     mart = wh.read_month(f"{service_name}_daily_zone_mart", start)
     assert sum(mart.column("trips").to_pylist()) == cleaned.num_rows
+    # counts are integers, not DuckDB's HUGEINT (decimal(38,0) in pandas and BI tools)
+    assert mart.schema.field("trips").type == mart.schema.field("passengers").type == pa.int64()
     return {"raw": raw_rows, "kept": cleaned.num_rows, "rejected": rejected.num_rows}
 
 

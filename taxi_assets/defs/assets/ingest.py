@@ -172,7 +172,11 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
             preview = raw_preview(raw_path, tlc.format)
             raw_meta = {**table_metadata(preview.schema, preview), **source_metadata(result), "format": tlc.format}
             shared = {"rows_read": profile.rows_read, "rules": ", ".join(enabled)}
-            kept_meta = {"rows_rejected": profile.rows_rejected, "rejected_by_rule": dg.MetadataValue.md(rejects_markdown(cleaner.counts))}
+            kept_meta = {
+                "rows_rejected": profile.rows_rejected,
+                "rejected_share": round(profile.rows_rejected / profile.rows_read, 6) if profile.rows_read else 0.0,
+                "rejected_by_rule": dg.MetadataValue.md(rejects_markdown(cleaner.counts)),
+            }
             rejected_meta = {f"rule/{rule}": n for rule, n in cleaner.counts.items()}
             for output, path, rows, meta in (
                 ("raw", staged[0], profile.rows_read, raw_meta),

@@ -2,13 +2,14 @@
 
 import dagster as dg
 
+from taxi_assets.defs.charts import month_chart_png, png_markdown
 from taxi_assets.defs.metadata import warehouse_table_metadata
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
 from taxi_assets.defs.resources import WarehouseResource
 from taxi_assets.defs.tables import mart_spec
-from taxi_assets.tlc.marts import bar_chart_markdown, daily_zone_mart_sql, trips_per_day_sql
-from taxi_assets.tlc.months import parse_month
+from taxi_assets.tlc.marts import daily_zone_mart_sql, top_zones_sql, trips_per_day_sql
+from taxi_assets.tlc.months import month_label, parse_month
 from taxi_assets.tlc.services import Service
 
 
@@ -38,14 +39,21 @@ def build_mart(service: Service) -> dg.AssetsDefinition:
         rows = backend.replace_month_from_query(spec, month, daily_zone_mart_sql(service, backend, month))
         per_day = backend.query(trips_per_day_sql(service, backend, month)).to_pylist()
         days = [(r["pickup_date"], int(r["trips"])) for r in per_day]
+        zones = [
+            (f"{r['pickup_zone']} ({r['pickup_borough']})", int(r["trips"]))
+            for r in backend.query(top_zones_sql(service, backend, month)).to_pylist()
+        ]
+        title = f"{service.name} {month_label(month)}"
         return dg.MaterializeResult(
             metadata={
                 **warehouse_table_metadata(backend, spec, month),
                 "dagster/row_count": rows,
                 "dagster/table_name": f"{backend.schema_name}.{spec.name}",
+                # numbers, so the UI's Plots tab charts them across months
                 "trips": sum(n for _, n in days),
                 "pickup_days": len(days),
-                "trips_per_day": dg.MetadataValue.md(bar_chart_markdown(days)),
+                "busiest_zone_trips": zones[0][1] if zones else 0,
+                "chart": dg.MetadataValue.md(png_markdown(month_chart_png(title, days, zones), f"{title} trips per day and busiest zones")),
             }
         )
 
