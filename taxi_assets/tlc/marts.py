@@ -7,8 +7,9 @@ warehouse's dialect, so DuckDB, Postgres and BigQuery compute the same figures.
 from __future__ import annotations
 
 import datetime as dt
-
 from typing import Protocol
+
+import pyarrow as pa
 
 from taxi_assets.tlc.services import SOURCE_MONTH, Service
 
@@ -39,6 +40,18 @@ def mart_table(service: Service) -> str:
 
 ZONES_TABLE = "taxi_zones"
 REJECTS_SUMMARY_SUFFIX = "_rejects_summary"
+
+#: A month's rejects per rule, as the warehouse keeps them.
+REJECTS_SUMMARY_SCHEMA = pa.schema([(SOURCE_MONTH, pa.date32()), ("rule", pa.string()), ("rows", pa.int64())])
+#: The mart's columns, as `daily_zone_mart_sql` makes them (each engine spells the types its way).
+MART_SCHEMA = pa.schema(
+    [
+        (SOURCE_MONTH, pa.date32()), ("pickup_date", pa.date32()), ("pickup_location_id", pa.int32()),
+        ("pickup_borough", pa.string()), ("pickup_zone", pa.string()), ("trips", pa.int64()), ("passengers", pa.int64()),
+        ("distance_miles", pa.float64()), ("fares", pa.float64()), ("tips", pa.float64()), ("totals", pa.float64()),
+        ("mean_duration_minutes", pa.float64()),
+    ]
+)
 
 
 def daily_zone_mart_sql(service: Service, warehouse: SqlEngine, month: dt.date) -> str:

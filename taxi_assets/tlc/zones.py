@@ -15,6 +15,10 @@ ZONES_SCHEMA = pa.schema(
         pa.field("service_zone", pa.string()),
     ]
 )
+#: The lookup file as the TLC publishes it (taxi_zone_lookup.csv), before its columns are renamed.
+LOOKUP_FILE_SCHEMA = pa.schema(
+    [("LocationID", pa.int32()), ("Borough", pa.string()), ("Zone", pa.string()), ("service_zone", pa.string())]
+)
 _SOURCE_NAMES = {"locationid": "location_id", "borough": "borough", "zone": "zone", "service_zone": "service_zone"}
 
 

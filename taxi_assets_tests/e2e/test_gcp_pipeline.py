@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from devtools.generator import build_mirror
+from taxi_assets.tlc.columns import describe_column
 from taxi_assets.tlc.marts import mart_table, trips_table
 from devtools.mirror import MirrorServer
 from taxi_assets.tlc.services import get_service
@@ -97,6 +98,12 @@ def test_gcs_and_bigquery_match_the_embedded_default(tmp_path: Path, demo_mirror
             before[(service, month)] = b
         zones = cloud.warehouse.query(f"SELECT * FROM {cloud.warehouse.table_ref('taxi_zones')}")
         assert zones.num_rows == 265 and "NA" in zones.column("zone").to_pylist()
+        # the catalog: every column's description in the table's schema, and the table's own
+        for table in ("yellow_trips", "yellow_daily_zone_mart", "yellow_rejects_summary", "taxi_zones"):
+            bq_table = cloud.warehouse.client.get_table(cloud.warehouse.table_id(table))
+            assert bq_table.description, table
+            assert [f.description for f in bq_table.schema] == [describe_column(f.name) for f in bq_table.schema], table
+            assert all(f.description for f in bq_table.schema), table
 
         # the lake on GCS has the local lake's layout, and nothing more
         objects = gcs_emulator.list(bucket)

@@ -202,6 +202,13 @@ def test_all_services_have_the_full_graph():
             columns = graph.get(dg.AssetKey([name, asset])).metadata["dagster/column_schema"].columns
             assert {c.name for c in columns} >= set(service.schema.names)
             assert all(c.description for c in columns), (name, asset, [c.name for c in columns if not c.description])
+    # and every asset that is a table: each has a column schema, each column of it described
+    for key in graph.get_all_asset_keys():
+        if key.path[-1] == "raw_file":
+            continue  # a raw file's columns are the month's era's: described on each materialization
+        schema = graph.get(key).metadata.get("dagster/column_schema")
+        assert schema is not None, key
+        assert all(c.description for c in schema.columns), (key, [c.name for c in schema.columns if not c.description])
 
 
 def test_an_unreachable_source_says_where_to_look(tmp_path, mirror, monkeypatch):

@@ -3,12 +3,12 @@
 import dagster as dg
 
 from taxi_assets.defs.charts import month_chart_png, png_markdown
-from taxi_assets.defs.metadata import warehouse_table_metadata
+from taxi_assets.defs.metadata import column_schema, warehouse_table_metadata
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
 from taxi_assets.defs.resources import WarehouseResource
 from taxi_assets.defs.tables import mart_spec
-from taxi_assets.tlc.marts import daily_zone_mart_sql, top_zones_sql, trips_per_day_sql
+from taxi_assets.tlc.marts import MART_SCHEMA, daily_zone_mart_sql, top_zones_sql, trips_per_day_sql
 from taxi_assets.tlc.months import month_label, parse_month
 from taxi_assets.tlc.services import Service
 
@@ -23,20 +23,18 @@ def build_mart(service: Service) -> dg.AssetsDefinition:
         group_name=service.name,
         # Written here by a query inside the warehouse; the IO manager only loads it for users' assets.
         io_manager_key="warehouse_io_manager",
-        metadata={"table_spec": spec.to_dict()},
+        metadata={"table_spec": spec.to_dict(), "dagster/column_schema": column_schema(MART_SCHEMA)},
         kinds={"sql"},
         pool="warehouse_writes",
         automation_condition=FOLLOW_UPSTREAM,
         backfill_policy=ONE_MONTH_PER_RUN,
-        description=(
-            f"{service.title} trips per pickup day and zone: trips, passengers, distance, fares, tips, "
-            "totals and mean duration, with borough and zone names."
-        ),
+        description=spec.description,
     )
     def daily_zone_mart(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         month = parse_month(context.partition_key)
         backend = warehouse.backend
         rows = backend.replace_month_from_query(spec, month, daily_zone_mart_sql(service, backend, month))
+        backend.comment(spec)
         per_day = backend.query(trips_per_day_sql(service, backend, month)).to_pylist()
         days = [(r["pickup_date"], int(r["trips"])) for r in per_day]
         zones = [

@@ -11,8 +11,9 @@ from taxi_assets.defs.tables import rejects_summary_spec, trips_spec
 from taxi_assets.storage.handles import LakeFile, LakeMonthDataset
 from taxi_assets.storage.warehouse.base import TableSource
 from taxi_assets.tlc.cleaning import REJECT_RULE
+from taxi_assets.tlc.marts import REJECTS_SUMMARY_SCHEMA
 from taxi_assets.tlc.months import parse_month
-from taxi_assets.tlc.services import SOURCE_MONTH, Service
+from taxi_assets.tlc.services import Service
 
 
 def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
@@ -49,23 +50,20 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         partitions_def=partitions,
         group_name=service.name,
         io_manager_key="warehouse_io_manager",
-        metadata={"table_spec": rejects_summary_spec(service).to_dict()},
+        metadata={"table_spec": rejects_summary_spec(service).to_dict(), "dagster/column_schema": column_schema(REJECTS_SUMMARY_SCHEMA)},
         kinds={"sql"},
         pool="warehouse_writes",
         automation_condition=FOLLOW_UPSTREAM,
         backfill_policy=ONE_MONTH_PER_RUN,
-        description=f"Rejected {service.title.lower()} rows per cleaning rule and month, in the warehouse.",
+        description=rejects_summary_spec(service).description,
     )
     def rejects_summary(context: dg.AssetExecutionContext, rejected: LakeFile) -> pa.Table:
         month = parse_month(context.partition_key)
         rules = rejected.parquet().read(columns=[REJECT_RULE])
         counts = rules.group_by(REJECT_RULE).aggregate([([], "count_all")]).sort_by(REJECT_RULE)
         return pa.table(
-            {
-                SOURCE_MONTH: pa.array([month] * counts.num_rows, pa.date32()),
-                "rule": counts.column(REJECT_RULE),
-                "rows": pc.cast(counts.column("count_all"), pa.int64()),
-            }
+            [pa.array([month] * counts.num_rows, pa.date32()), counts.column(REJECT_RULE), pc.cast(counts.column("count_all"), pa.int64())],
+            schema=REJECTS_SUMMARY_SCHEMA,
         )
 
     return [trips_table, rejects_summary]

@@ -5,10 +5,10 @@ import dagster as dg
 import pyarrow as pa
 
 from taxi_assets.storage.handles import LakeFile, StagedFile
-from taxi_assets.defs.metadata import source_metadata, table_metadata
+from taxi_assets.defs.metadata import column_schema, source_metadata, table_metadata
 from taxi_assets.defs.resources import LakeResource, TlcSource
 from taxi_assets.defs.tables import ZONES_SPEC
-from taxi_assets.tlc.zones import read_zone_lookup
+from taxi_assets.tlc.zones import LOOKUP_FILE_SCHEMA, ZONES_SCHEMA, read_zone_lookup
 
 ZONES_GROUP = "zones"
 
@@ -17,7 +17,7 @@ ZONES_GROUP = "zones"
     key="taxi_zone_lookup",
     group_name=ZONES_GROUP,
     io_manager_key="lake_io_manager",
-    metadata={"lake_folder": "raw/zones"},
+    metadata={"lake_folder": "raw/zones", "dagster/column_schema": column_schema(LOOKUP_FILE_SCHEMA)},
     kinds={"csv"},
 )
 def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: LakeResource):
@@ -41,7 +41,7 @@ def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: La
     ins={"lookup": dg.AssetIn("taxi_zone_lookup")},
     group_name=ZONES_GROUP,
     io_manager_key="warehouse_io_manager",
-    metadata={"table_spec": ZONES_SPEC.to_dict()},
+    metadata={"table_spec": ZONES_SPEC.to_dict(), "dagster/column_schema": column_schema(ZONES_SCHEMA)},
     kinds={"sql"},
     automation_condition=dg.AutomationCondition.eager(),
 )

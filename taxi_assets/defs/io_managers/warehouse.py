@@ -8,6 +8,7 @@ after its key, keyed on `source_month`, which the IO manager adds to a monthly o
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -39,7 +40,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         backend = self.warehouse.backend
-        spec = table_spec(context.definition_metadata or {}, context.asset_key)
+        spec = described(table_spec(context.definition_metadata or {}, context.asset_key), context)
         key = output_partition(context)
         month = _month_of(key, context.asset_key) if key is not None else None
         if isinstance(obj, SqlQuery):
@@ -55,6 +56,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 f"{context.asset_key.to_user_string()}: the warehouse IO manager cannot store {type(obj).__name__}; "
                 f"return one of {OUTPUT_TYPES}, or a SqlQuery"
             )
+        backend.comment(spec)
         context.add_output_metadata(warehouse_table_metadata(backend, spec, month))
         context.add_output_metadata(
             {
@@ -97,6 +99,18 @@ def table_spec(meta: dict, key: dg.AssetKey) -> TableSpec:
         return TableSpec.from_dict(spec.data if isinstance(spec, dg.JsonMetadataValue) else spec)
     name = meta.get("table") or "_".join(key.path)
     return TableSpec(validate_identifier(name, f"table of {key.to_user_string()}"))
+
+
+def described(spec: TableSpec, context: dg.OutputContext) -> TableSpec:
+    """The spec with the asset's description and its column schema's descriptions, which the
+    warehouse keeps as the table's comments."""
+    schema = (context.definition_metadata or {}).get("dagster/column_schema")
+    columns = tuple((c.name, c.description) for c in schema.columns if c.description) if schema else ()
+    try:
+        description = context.asset_spec.description
+    except dg.DagsterInvariantViolationError:
+        description = None
+    return dataclasses.replace(spec, description=description or spec.description, column_descriptions=columns or spec.column_descriptions)
 
 
 def _month_of(partition: str, key: dg.AssetKey) -> dt.date:

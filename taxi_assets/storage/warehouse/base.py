@@ -56,6 +56,11 @@ class TableSpec:
     cluster_columns: tuple[str, ...] = ()
     #: Unpartitioned tables: the primary key.
     key_columns: tuple[str, ...] = ()
+    #: What the table holds and what its columns mean, kept as the engine's own comments (what
+    #: `\d+` in psql, DuckDB's `duckdb_columns()` and BigQuery's schema show). Not in `to_dict`:
+    #: in the UI the asset's description and column schema already carry them.
+    description: str | None = None
+    column_descriptions: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # The table's name is checked by each backend, by its own rules; columns are plain identifiers everywhere.
@@ -167,6 +172,11 @@ class Warehouse:
         raise NotImplementedError
 
     def table_exists(self, table: str) -> bool:
+        raise NotImplementedError
+
+    def comment(self, spec: TableSpec) -> None:
+        """Write the spec's description and column descriptions as the table's comments, for the
+        columns the table has; comments already right are left alone (no lock, no catalog write)."""
         raise NotImplementedError
 
     @property

@@ -243,6 +243,32 @@ class BigQueryWarehouse(Warehouse):
         except NotFound:
             return False
 
+    def comment(self, spec: TableSpec) -> None:
+        """Column and table descriptions in the table's schema (a load that truncates drops them:
+        they are written again after every write)."""
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        try:
+            table = self.client.get_table(self.table_id(spec.name))
+        except NotFound:
+            return
+        wanted = dict(spec.column_descriptions)
+        schema = [
+            bigquery.SchemaField.from_api_repr({**f.to_api_repr(), "description": wanted[f.name]})
+            if f.name in wanted and f.description != wanted[f.name] else f
+            for f in table.schema
+        ]
+        changed = []
+        if schema != list(table.schema):
+            table.schema = schema
+            changed.append("schema")
+        if spec.description and table.description != spec.description:
+            table.description = spec.description
+            changed.append("description")
+        if changed:
+            self.client.update_table(table, changed)
+
     @property
     def dialect(self) -> Dialect:
         return _DIALECT

@@ -135,6 +135,26 @@ class DuckDBWarehouse(Warehouse):
             ).fetchone()[0]
         return bool(found)
 
+    def comment(self, spec: TableSpec) -> None:
+        ref = self.table_ref(spec.name)
+        with self.connect() as con:
+            have = dict(
+                con.execute(
+                    "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                    [self.schema_name, spec.name],
+                ).fetchall()
+            )
+            if not have:
+                return
+            table_comment = con.execute(
+                "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [self.schema_name, spec.name]
+            ).fetchone()[0]
+            if spec.description and table_comment != spec.description:
+                con.execute(f"COMMENT ON TABLE {ref} IS {_string_literal(spec.description)}")
+            for column, text in spec.column_descriptions:
+                if column in have and have[column] != text:
+                    con.execute(f'COMMENT ON COLUMN {ref}."{column}" IS {_string_literal(text)}')
+
     def relation(self, sql: str) -> duckdb.DuckDBPyRelation:
         """A lazy relation over a query: DuckDB runs what is built on it; its connection lives as long as it does."""
         return self._open().sql(sql)
@@ -175,3 +195,7 @@ class DuckDBWarehouse(Warehouse):
 def _duck_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
     probe = pa.table({"c": pa.array([], field.type)})  # noqa: F841 - read by DuckDB
     return str(con.execute("DESCRIBE SELECT c FROM probe").fetchone()[1])
+
+
+def _string_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -78,6 +78,38 @@ class Catalog:
         ).fetchone()
         return row is not None
 
+    def comment(self, spec: TableSpec) -> None:
+        """The table's and its columns' comments (on the parent of a monthly table: every month's
+        partition is read through it, and `\\d+` shows it there)."""
+        validate_identifier(spec.name, "table")
+        with self.connect() as conn:
+            have = dict(
+                conn.execute(
+                    "SELECT a.attname, col_description(c.oid, a.attnum) FROM pg_attribute a "
+                    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                    [self.schema_name, spec.name],
+                ).fetchall()
+            )
+            if not have:
+                return
+            statements = []
+            if spec.description:
+                current = conn.execute(
+                    "SELECT obj_description(to_regclass(%s), 'pg_class')", [f'"{self.schema_name}"."{spec.name}"']
+                ).fetchone()[0]
+                if current != spec.description:
+                    statements.append(sql.SQL("COMMENT ON TABLE {} IS {}").format(self._ref(spec.name), sql.Literal(spec.description)))
+            statements += [
+                sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(self._ref(spec.name), sql.Identifier(column), sql.Literal(text))
+                for column, text in spec.column_descriptions
+                if column in have and have[column] != text
+            ]
+            if statements:
+                with conn.transaction():
+                    for statement in statements:
+                        conn.execute(statement)
+
     # -- DDL of the live tables, serialised per schema ----------------------------------------
     @contextlib.contextmanager
     def _ddl(self, conn: psycopg.Connection) -> Iterator[None]:
