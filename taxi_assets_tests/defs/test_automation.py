@@ -149,6 +149,23 @@ def test_sensor_new_month_republished_month_and_nothing_changed(defs, source):
         assert still.run_requests == []
 
 
+def test_sensor_carries_over_an_instance_that_ran_the_old_yyyy_mm_01_keys(defs, source):
+    """The upgrade note's promise: an old cursor's months are not requested again, and old-key
+    materializations are neither requested nor an error."""
+    sensor = make_sensor(defs, dt.datetime(2023, 3, 20, tzinfo=dt.timezone.utc))
+    for month in ("2022-06", "2022-12", "2023-01"):
+        source.publish(month)
+    with dg.instance_for_test() as instance:
+        current, _ = tick(sensor, instance, source, None, defs)
+        assert sorted(r.partition_key for r in current.run_requests) == ["2022-12", "2023-01"]
+        state = json.loads(current.cursor)
+        old_cursor = json.dumps({"versions": {f"{k}-01": v for k, v in state["versions"].items()}, "scan": None})
+        instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(["yellow", "raw_file"]), partition="2022-06-01"))
+        result, _ = tick(sensor, instance, source, old_cursor, defs)
+        assert result.run_requests == []
+        assert all(len(k) == 7 for k in json.loads(result.cursor)["versions"])
+
+
 def test_sensor_first_evaluation_on_empty_instance_is_bounded(defs, source):
     """Years of published files: the first tick HEADs a few URLs and requests only the newest months."""
     for year in range(2019, 2023):

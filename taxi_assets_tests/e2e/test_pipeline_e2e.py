@@ -202,8 +202,13 @@ def test_all_services_have_the_full_graph():
             columns = graph.get(dg.AssetKey([name, asset])).metadata["dagster/column_schema"].columns
             assert {c.name for c in columns} >= set(service.schema.names)
             assert all(c.description for c in columns), (name, asset, [c.name for c in columns if not c.description])
-    # and every asset that is a table: each has a column schema, each column of it described
+    # and every asset that is a table: each has a column schema, each column of it described;
+    # every asset filed under the team and tagged with its layer (and its service)
     for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners == ["team:taxi-data-platform"], key
+        assert node.tags["layer"] in ("raw", "cleaned", "rejected", "lake", "warehouse", "mart", "reference"), key
+        assert node.tags.get("service") == (key.path[0] if key.path[0] in SERVICES else None), key
         if key.path[-1] == "raw_file":
             continue  # a raw file's columns are the month's era's: described on each materialization
         schema = graph.get(key).metadata.get("dagster/column_schema")

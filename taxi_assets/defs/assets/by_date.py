@@ -3,6 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
+from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.metadata import column_schema
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
@@ -16,6 +17,8 @@ def build_by_date(service: Service) -> dg.AssetsDefinition:
         ins={"cleaned": dg.AssetIn(asset_key(service, "trips_cleaned"))},
         partitions_def=monthly_partitions(service),
         group_name=service.name,
+        owners=OWNERS,
+        tags=catalog_tags("lake", service.name),
         io_manager_key="lake_io_manager",
         metadata={
             "lake_dataset": f"trips/{service.name}",

@@ -24,6 +24,7 @@ from taxi_assets.defs.policies import ONE_MONTH_PER_RUN
 from taxi_assets.tlc.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
 from taxi_assets.storage.handles import LakeFile, StagedFile
 from taxi_assets.storage.lake import PARQUET_WRITE_OPTIONS, Lake, new_version
+from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.metadata import column_schema, rejects_markdown, source_metadata, table_metadata
 from taxi_assets.storage.overlapped_writes import OverlappedWrites
 from taxi_assets.tlc.raw_reader import RawFileError, iter_canonical_batches, raw_preview
@@ -95,6 +96,8 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
         name=f"{name}_ingest",
         outs={
             "raw": dg.AssetOut(
+                owners=OWNERS,
+                tags=catalog_tags("raw", name),
                 key=raw_key,
                 io_manager_key="lake_io_manager",
                 metadata={"lake_folder": raw_folder(service)},
@@ -103,6 +106,8 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
                 "checksummed, and stored only once its month passed the audit.",
             ),
             "cleaned": dg.AssetOut(
+                owners=OWNERS,
+                tags=catalog_tags("cleaned", name),
                 key=kept_key,
                 io_manager_key="lake_io_manager",
                 metadata={"lake_key": cleaned_key(service), "dagster/column_schema": column_schema(service.schema)},
@@ -110,6 +115,8 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
                 description=f"{service.title} trips of the month in one canonical schema, rows that pass every cleaning rule.",
             ),
             "rejected": dg.AssetOut(
+                owners=OWNERS,
+                tags=catalog_tags("rejected", name),
                 key=rejects_key,
                 io_manager_key="lake_io_manager",
                 metadata={"lake_key": rejected_key(service), "dagster/column_schema": column_schema(REJECTS_SCHEMA(service))},

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.charts import month_chart_png, png_markdown
 from taxi_assets.defs.metadata import column_schema, warehouse_table_metadata
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
@@ -21,6 +22,8 @@ def build_mart(service: Service) -> dg.AssetsDefinition:
         deps=[asset_key(service, "trips_table"), dg.AssetKey("taxi_zones")],
         partitions_def=monthly_partitions(service),
         group_name=service.name,
+        owners=OWNERS,
+        tags=catalog_tags("mart", service.name),
         # Written here by a query inside the warehouse; the IO manager only loads it for users' assets.
         io_manager_key="warehouse_io_manager",
         metadata={"table_spec": spec.to_dict(), "dagster/column_schema": column_schema(MART_SCHEMA)},

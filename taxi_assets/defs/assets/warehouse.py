@@ -4,6 +4,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.metadata import column_schema
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
@@ -25,6 +26,8 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         ins={"by_date": dg.AssetIn(asset_key(service, "trips_by_pickup_date")), "cleaned": dg.AssetIn(asset_key(service, "trips_cleaned"))},
         partitions_def=partitions,
         group_name=service.name,
+        owners=OWNERS,
+        tags=catalog_tags("warehouse", service.name),
         io_manager_key="warehouse_io_manager",
         metadata={"table_spec": spec.to_dict(), "dagster/column_schema": column_schema(service.schema)},
         kinds={"sql"},
@@ -49,6 +52,8 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         ins={"rejected": dg.AssetIn(asset_key(service, "trips_rejected"))},
         partitions_def=partitions,
         group_name=service.name,
+        owners=OWNERS,
+        tags=catalog_tags("warehouse", service.name),
         io_manager_key="warehouse_io_manager",
         metadata={"table_spec": rejects_summary_spec(service).to_dict(), "dagster/column_schema": column_schema(REJECTS_SUMMARY_SCHEMA)},
         kinds={"sql"},

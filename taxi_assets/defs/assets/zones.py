@@ -5,6 +5,7 @@ import dagster as dg
 import pyarrow as pa
 
 from taxi_assets.storage.handles import LakeFile, StagedFile
+from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.metadata import column_schema, source_metadata, table_metadata
 from taxi_assets.defs.resources import LakeResource, TlcSource
 from taxi_assets.defs.tables import ZONES_SPEC
@@ -16,6 +17,8 @@ ZONES_GROUP = "zones"
 @dg.asset(
     key="taxi_zone_lookup",
     group_name=ZONES_GROUP,
+    owners=OWNERS,
+    tags=catalog_tags("reference"),
     io_manager_key="lake_io_manager",
     metadata={"lake_folder": "raw/zones", "dagster/column_schema": column_schema(LOOKUP_FILE_SCHEMA)},
     kinds={"csv"},
@@ -40,6 +43,8 @@ def taxi_zone_lookup(context: dg.AssetExecutionContext, tlc: TlcSource, lake: La
     key="taxi_zones",
     ins={"lookup": dg.AssetIn("taxi_zone_lookup")},
     group_name=ZONES_GROUP,
+    owners=OWNERS,
+    tags=catalog_tags("reference"),
     io_manager_key="warehouse_io_manager",
     metadata={"table_spec": ZONES_SPEC.to_dict(), "dagster/column_schema": column_schema(ZONES_SCHEMA)},
     kinds={"sql"},
