@@ -238,7 +238,7 @@ def test_makefile_dev_offline_points_the_ui_at_the_generating_mirror() -> None:
     assert "-m devtools.mirror /tmp/d/mirror/parquet --generate --missing-status 403 --port 9911" in script
     assert "TAXI_SOURCE_URL=http://127.0.0.1:9911/trip-data" in script
     assert "TAXI_ZONES_URL=http://127.0.0.1:9911/misc/taxi_zone_lookup.csv" in script
-    assert "/tmp/d/lake" in script and "/tmp/d/warehouse.duckdb" in script and "dagster dev" in script
+    assert "/tmp/d/lake" in script and "/tmp/d/warehouse.duckdb" in script and "bin/dg dev" in script
 
 
 def test_a_month_nobody_built_lands_through_the_generating_mirror(tmp_path: Path) -> None:

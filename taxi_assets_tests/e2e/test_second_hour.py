@@ -4,7 +4,8 @@
 - `make dev-offline` starts without a warning;
 - yellow 2023-06, a month the demo never loaded, launched through the webserver, lands in the
   lake and the warehouse, under the partition key `2023-06`;
-- the mart's page shows its picture.
+- the mart's page shows its picture;
+- and the README's command line, `dg launch ... --partition 2023-02`, is quiet and lands the month.
 
 Screenshots go to test-artifacts/ui/ whether the checks pass or not.
 """
@@ -26,10 +27,7 @@ import pytest
 from taxi_assets_tests.e2e.test_dev_offline import REPO, free_port, wait_for
 from taxi_assets_tests.e2e.test_ui_browser import CHROMIUM, SHOTS, browser, open_page, shot  # noqa: F401 - the browser fixture
 
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: run scripts/ensure_chromium.sh"),
-    pytest.mark.timeout(600),
-]
+pytestmark = pytest.mark.timeout(600)
 
 WARNING = re.compile(r"warn", re.I)
 
@@ -42,6 +40,7 @@ def run_status(client, run_id: str, seconds: float = 180) -> str:
     return status
 
 
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: run scripts/ensure_chromium.sh")
 def test_after_the_demo_the_offline_ui_loads_a_new_month_and_shows_the_demos_runs(tmp_path: Path, browser):  # noqa: F811
     from dagster_graphql import DagsterGraphQLClient
 
@@ -105,3 +104,30 @@ def test_after_the_demo_the_offline_ui_loads_a_new_month_and_shows_the_demos_run
             raise
     (SHOTS / "second-hour-dev-offline.log").write_text(output)
     assert not WARNING.search(output), output
+
+
+def test_the_cli_launches_a_yyyy_mm_month_quietly(tmp_path: Path, mirror):
+    """README's command line: `dg launch --job yellow_monthly --partition 2023-02` on the embedded
+    default's instance config: no warning, no DEBUG flood, the month lands under key 2023-02."""
+    home = tmp_path / "dagster_home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAXI_", "VIRTUAL_ENV"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        TAXI_SOURCE_URL=f"{mirror.url}/trip-data",
+        TAXI_ZONES_URL=f"{mirror.url}/misc/taxi_zone_lookup.csv",
+        TAXI_LAKE_URI=str(tmp_path / "lake"),
+        TAXI_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
+    )
+    subprocess.run(["make", "-s", f"{home}/dagster.yaml", f"DAGSTER_HOME={home}"], cwd=REPO, env=env, check=True)
+    dg_cli = str(REPO / ".venv" / "bin" / "dg")
+    output = ""
+    for args in (["--job", "zones"], ["--job", "yellow_monthly", "--partition", "2023-02"]):
+        done = subprocess.run([dg_cli, "launch", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        output += done.stdout + done.stderr
+    assert not WARNING.search(output) and " - DEBUG - " not in output, output
+    assert "yellow 2023-02: read " in output  # what the step did, at INFO
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert "2023-02" in instance.get_materialized_partitions(dg.AssetKey(["yellow", "trips_table"]))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT COUNT(*) FROM ny_taxi.yellow_trips WHERE source_month = DATE '2023-02-01'").fetchone()[0] > 0
