@@ -104,7 +104,8 @@ class Bench:
         if home_name is None or home_name not in self._homes:
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir(parents=True)
-            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            # the instance config make writes for the embedded default (Makefile)
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\npython_logs:\n  python_log_level: INFO\n")
             self._homes.add(home_name or name)
         lake = self.data / "lake" / name
         shutil.rmtree(lake, ignore_errors=True)
@@ -208,7 +209,7 @@ class Bench:
         ))
 
     def cli(self, service: str, fmt: str, month: str, rows: int) -> Result:
-        """`dagster asset materialize` for the service's assets and one partition, as a user types it."""
+        """`dg launch` of the service's assets for one partition, as a user types it (README)."""
         name = f"dagster-cli-{service}-{fmt.replace('.', '')}"
         env = self.base_env(name, fmt)
         setup = subprocess.run([PY, "-m", "benchmarks.run", "child-zones"], env=env, cwd=ROOT,
@@ -216,8 +217,7 @@ class Bench:
         if setup.returncode:
             log(setup.stdout[-2000:] + setup.stderr[-2000:])
         select = ",".join(f"{service}/{a}" for a in SERVICE_ASSETS)
-        argv = [str(Path(PY).parent / "dagster"), "asset", "materialize", "-m", "taxi_assets.definitions",
-                "--select", select, "--partition", month]
+        argv = [str(Path(PY).parent / "dg"), "launch", "--assets", select, "--partition", month]
         run, _, log_path = self._child(name, argv, env)
         import dagster as dg
 
@@ -231,8 +231,7 @@ class Bench:
             "dagster-cli", service, fmt, rows, run.wall_seconds, run.peak_rss_mb,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
             peak_processes=run.peak_processes, ok=ok,
-            extra={"method": f"dagster asset materialize -m taxi_assets.definitions --select <{service} group> "
-                             f"--partition {month} (seconds = the whole command)",
+            extra={"method": f"dg launch --assets <{service} assets> --partition {month} (seconds = the whole command)",
                    "run_seconds": _r(run_seconds), "steps_seconds": round(sum(steps.values()), 3) if steps else None,
                    "steps": steps, "log": str(log_path)},
         ))
