@@ -56,3 +56,24 @@ def test_every_warehouse_column_has_its_description_as_a_comment(backend, tmp_pa
             assert columns and all(columns.values()), (table, [c for c, text in columns.items() if not text])
             for column, text in columns.items():
                 assert text == describe_column(column), (table, column)
+
+
+def test_postgres_comments_written_side_by_side_do_not_fail(postgres_url, pg_schema):
+    """Months' loads finishing together all write the comments: none fails, and the last text wins.
+    (Without the DDL lock this passed too here: the race it guards against was not reproduced.)"""
+    import datetime as dt
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+
+    from taxi_assets.storage.warehouse.base import TableSource, TableSpec
+    from taxi_assets.storage.warehouse.postgres import PostgresWarehouse
+
+    wh = PostgresWarehouse(url=postgres_url, schema_name=pg_schema)
+    month = dt.date(2024, 1, 1)
+    wh.replace_month("c", month, TableSource.from_table(pa.table({"source_month": [month], "n": [1]})))
+    for round_ in range(5):
+        spec = TableSpec("c", description=f"table, round {round_}", column_descriptions=(("n", f"n, round {round_}"),))
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: wh.comment(spec), range(4)))
+        assert postgres_comments(postgres_url, pg_schema, "c") == (f"table, round {round_}", {"source_month": None, "n": f"n, round {round_}"})

@@ -245,29 +245,37 @@ class BigQueryWarehouse(Warehouse):
 
     def comment(self, spec: TableSpec) -> None:
         """Column and table descriptions in the table's schema (a load that truncates drops them:
-        they are written again after every write)."""
-        from google.api_core.exceptions import NotFound
+        they are written again after every write). The update carries the table's ETag: if another
+        month's load changed the table meanwhile, read it again and retry."""
+        from google.api_core.exceptions import NotFound, PreconditionFailed
         from google.cloud import bigquery
 
-        try:
-            table = self.client.get_table(self.table_id(spec.name))
-        except NotFound:
-            return
         wanted = dict(spec.column_descriptions)
-        schema = [
-            bigquery.SchemaField.from_api_repr({**f.to_api_repr(), "description": wanted[f.name]})
-            if f.name in wanted and f.description != wanted[f.name] else f
-            for f in table.schema
-        ]
-        changed = []
-        if schema != list(table.schema):
-            table.schema = schema
-            changed.append("schema")
-        if spec.description and table.description != spec.description:
-            table.description = spec.description
-            changed.append("description")
-        if changed:
-            self.client.update_table(table, changed)
+        for attempt in range(3):
+            try:
+                table = self.client.get_table(self.table_id(spec.name))
+            except NotFound:
+                return
+            schema = [
+                bigquery.SchemaField.from_api_repr({**f.to_api_repr(), "description": wanted[f.name]})
+                if f.name in wanted and f.description != wanted[f.name] else f
+                for f in table.schema
+            ]
+            changed = []
+            if schema != list(table.schema):
+                table.schema = schema
+                changed.append("schema")
+            if spec.description and table.description != spec.description:
+                table.description = spec.description
+                changed.append("description")
+            if not changed:
+                return
+            try:
+                self.client.update_table(table, changed)
+                return
+            except PreconditionFailed:
+                if attempt == 2:
+                    raise
 
     @property
     def dialect(self) -> Dialect:

@@ -80,9 +80,11 @@ class Catalog:
 
     def comment(self, spec: TableSpec) -> None:
         """The table's and its columns' comments (on the parent of a monthly table: every month's
-        partition is read through it, and `\\d+` shows it there)."""
+        partition is read through it, and `\\d+` shows it there). Read and written under the schema's
+        DDL lock: months loading side by side all reach this, and Postgres updates pg_description
+        without row locks, so two unserialised COMMENTs on one object can fail each other."""
         validate_identifier(spec.name, "table")
-        with self.connect() as conn:
+        with self.connect() as conn, self._ddl(conn):
             have = dict(
                 conn.execute(
                     "SELECT a.attname, col_description(c.oid, a.attnum) FROM pg_attribute a "
@@ -93,22 +95,17 @@ class Catalog:
             )
             if not have:
                 return
-            statements = []
             if spec.description:
                 current = conn.execute(
                     "SELECT obj_description(to_regclass(%s), 'pg_class')", [f'"{self.schema_name}"."{spec.name}"']
                 ).fetchone()[0]
                 if current != spec.description:
-                    statements.append(sql.SQL("COMMENT ON TABLE {} IS {}").format(self._ref(spec.name), sql.Literal(spec.description)))
-            statements += [
-                sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(self._ref(spec.name), sql.Identifier(column), sql.Literal(text))
-                for column, text in spec.column_descriptions
-                if column in have and have[column] != text
-            ]
-            if statements:
-                with conn.transaction():
-                    for statement in statements:
-                        conn.execute(statement)
+                    conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(self._ref(spec.name), sql.Literal(spec.description)))
+            for column, text in spec.column_descriptions:
+                if column in have and have[column] != text:
+                    conn.execute(
+                        sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(self._ref(spec.name), sql.Identifier(column), sql.Literal(text))
+                    )
 
     # -- DDL of the live tables, serialised per schema ----------------------------------------
     @contextlib.contextmanager
