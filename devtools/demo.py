@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.remote_representation.code_location import CodeLocation
 
 from taxi_assets.definitions import build_definitions
 from taxi_assets.defs.jobs import service_job_name
-from dagster._core.remote_representation.code_location import CodeLocation
 from devtools.generator import DEFAULT_ROWS, build_mirror
 from devtools.launch import code_location, run_job
 from taxi_assets.tlc.months import month_range
