@@ -19,7 +19,7 @@ from taxi_assets.defs.tables import mart_spec, trips_spec
 from taxi_assets.tlc.marts import ZONES_TABLE, daily_zone_mart_sql, mart_table, trips_table
 from taxi_assets.tlc.services import SOURCE_MONTH, YELLOW
 from taxi_assets.settings import Settings
-from taxi_assets.storage.warehouse.base import TableSource, WarehouseError
+from taxi_assets.storage.warehouse.base import TableSource, TableSpec, WarehouseError
 from taxi_assets.storage.warehouse.bigquery import BigQueryWarehouse
 from taxi_assets.storage.warehouse.duckdb import DuckDBWarehouse
 
@@ -390,3 +390,31 @@ def test_a_key_file_is_used_and_never_shown(tmp_path, monkeypatch):
     assert client.project == "my-project"
     shown = resolved.describe()
     assert "key file" in shown and str(keyfile) not in shown and "PRIVATE" not in shown
+
+
+def test_contract_comments_retry_when_another_load_changed_the_table():
+    """The schema update carries the table's ETag; a load of another month that changed the table in
+    between makes BigQuery answer 412: read the table again and update that version."""
+    from google.api_core.exceptions import PreconditionFailed
+    from google.cloud import bigquery
+
+    class Racing(RecordingClient):
+        refused = 0
+
+        def get_table(self, ref):
+            self.calls.append(("get_table", ref))
+            return bigquery.Table(ref, schema=[bigquery.SchemaField("n", "INT64"), bigquery.SchemaField("source_month", "DATE")])
+
+        def update_table(self, table, fields):
+            if not self.refused:
+                self.refused += 1
+                raise PreconditionFailed("etag mismatch")
+            self.calls.append(("update_table", fields, [(f.name, f.description) for f in table.schema], table.description))
+            return table
+
+    client = Racing()
+    spec = TableSpec("yellow_trips", description="the trips", column_descriptions=(("n", "a count"),))
+    partition_load_warehouse(client).comment(spec)
+    assert client.refused == 1
+    assert [c[0] for c in client.calls] == ["get_table", "get_table", "update_table"]
+    assert client.calls[-1][1:] == (["schema", "description"], [("n", "a count"), ("source_month", None)], "the trips")
