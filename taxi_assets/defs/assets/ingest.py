@@ -11,7 +11,6 @@ verdict is the `audit` check of each month's `trips_cleaned`.
 
 import datetime as dt
 import json
-import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -37,10 +36,6 @@ ZONE_LOOKUP_KEY = dg.AssetKey("taxi_zone_lookup")
 AUDIT_CHECK = "audit"
 #: Where a version that failed its audit is kept: `_held/<service>/<YYYY-MM>/<version>/`.
 HELD_PREFIX = "_held"
-
-# A partitioned check spec is a preview feature in Dagster 1.13; it is what makes the audit per month.
-warnings.filterwarnings("ignore", message=r".*partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
-
 
 def raw_folder(service: Service) -> str:
     return f"raw/{service.name}/{{month}}"
