@@ -60,7 +60,7 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         pool="warehouse_writes",
         automation_condition=FOLLOW_UPSTREAM,
         backfill_policy=ONE_MONTH_PER_RUN,
-        description=rejects_summary_spec(service).description,
+        description=f"Rejected {service.title.lower()} rows per cleaning rule and month, in the warehouse.",
     )
     def rejects_summary(context: dg.AssetExecutionContext, rejected: LakeFile) -> pa.Table:
         month = parse_month(context.partition_key)

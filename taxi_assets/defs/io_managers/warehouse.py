@@ -110,7 +110,7 @@ def described(spec: TableSpec, context: dg.OutputContext) -> TableSpec:
         description = context.asset_spec.description
     except dg.DagsterInvariantViolationError:
         description = None
-    return dataclasses.replace(spec, description=description or spec.description, column_descriptions=columns or spec.column_descriptions)
+    return dataclasses.replace(spec, description=description, column_descriptions=columns)
 
 
 def _month_of(partition: str, key: dg.AssetKey) -> dt.date:
