@@ -177,9 +177,13 @@ class DuckDBWarehouseResource(WarehouseResource):
     """The embedded default: one DuckDB file, no server."""
 
     path: str = Field(default="data/warehouse.duckdb", description="the DuckDB file")
+    memory_limit: str = Field(
+        default=DuckDBWarehouse.memory_limit,
+        description="what DuckDB may hold in memory before spilling to disk (DuckDB's own default is 80 % of the machine)",
+    )
 
     def _build(self) -> Warehouse:
-        return DuckDBWarehouse(path=self.path, schema_name=self.schema_name)
+        return DuckDBWarehouse(path=self.path, schema_name=self.schema_name, memory_limit=self.memory_limit)
 
 
 class PostgresWarehouseResource(WarehouseResource):

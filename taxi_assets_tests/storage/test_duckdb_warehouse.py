@@ -127,3 +127,45 @@ def test_a_first_load_larger_than_one_row_group_keeps_every_row(tmp_path):
     n = 200_000
     assert wh.replace_month("t", JAN, month_rows(JAN, list(range(n)))) == n
     assert wh.count("t", JAN) == n
+
+
+
+def _memory_limit(con) -> str:
+    return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def _as_duckdb_shows(limit: str) -> str:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{limit}'")
+    return _memory_limit(con)
+
+
+def test_a_load_larger_than_the_memory_limit_spills_and_keeps_every_row(tmp_path):
+    """DuckDB's own limit is 80 % of the machine (a 20M-row insert reached 1.5 GB); ours is set on
+    every connection, and a load bigger than it spills to disk instead of failing."""
+    import pyarrow.parquet as pq
+
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), memory_limit="64MB")
+    n = 2_000_000  # about 64 MB as Arrow: with the table's own copy, more than the limit
+    parquet = tmp_path / "month.parquet"
+    pq.write_table(month_rows(JAN, list(range(n))).open().read_all(), parquet)
+    source = TableSource(schema=pq.read_schema(parquet), open=lambda: pq.ParquetFile(parquet).iter_batches(), local_parquet=parquet)
+    assert wh.replace_month("t", JAN, source) == n
+    total = wh.query(f"SELECT COUNT(*) AS n, SUM(trip) AS s FROM {wh.table_ref('t')}").to_pylist()[0]
+    assert total == {"n": n, "s": n * (n - 1) // 2}
+    with wh.connect(read_only=True) as con:
+        assert _memory_limit(con) == _as_duckdb_shows("64MB")
+
+
+def test_the_embedded_defaults_memory_limit_reaches_its_connections(tmp_path):
+    from taxi_assets.defs.resources import DuckDBWarehouseResource
+
+    default = DuckDBWarehouseResource(path=str(tmp_path / "a.duckdb")).backend
+    configured = DuckDBWarehouseResource(path=str(tmp_path / "b.duckdb"), memory_limit="1GB").backend
+    for wh, expected in ((default, "256MB"), (configured, "1GB")):
+        with wh.connect() as con:
+            assert _memory_limit(con) == _as_duckdb_shows(expected)
+        with wh.connect(read_only=True) as con:
+            assert _memory_limit(con) == _as_duckdb_shows(expected)

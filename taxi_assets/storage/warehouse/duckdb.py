@@ -35,23 +35,37 @@ class DuckDBWarehouse(Warehouse):
     schema_name: str = "ny_taxi"
     #: DuckDB lets one process write a file at a time; steps of parallel runs wait their turn.
     lock_timeout_seconds: float = 300.0
+    #: What DuckDB may hold in memory before it spills to `<file>.tmp/`. Its own default, 80 % of
+    #: the machine, let a 20M-row fhvhv month's insert reach 1.5 GB on its own (31.9 s); at 256 MB
+    #: the whole fhvhv job stayed under 0.8 GB (with the warehouse IO manager's release of Arrow's cached memory) and the insert ran no slower (27.4 s), and a yellow
+    #: month's insert neither (1.9-2.2 s against 2.1-2.4 s at 512 MB, alternated).
+    memory_limit: str = "256MB"
 
     def _open(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_seconds
         while True:
             try:
-                return duckdb.connect(self.path, read_only=read_only)
+                con = duckdb.connect(self.path, read_only=read_only)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2 + random.random() * 0.5)
+                continue
+            # (a SET, not connect()'s config: another connection to the file in this process, a
+            # user's DuckDBResource, may have opened it with other settings)
+            con.execute(f"SET memory_limit = {_string_literal(self.memory_limit)}")
+            return con
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._open(read_only)
         try:
             if not read_only:
+                # Writes only (a reader's unordered SELECT keeps its order): a table's rows have no
+                # order to keep, and without it DuckDB inserts in parallel without buffering for
+                # order (a month's insert measured 10-25 % faster).
+                con.execute("SET preserve_insertion_order = false")
                 con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema_name}"')
             yield con
         finally:
