@@ -31,6 +31,10 @@ class Result:
     max_single_rss_mb: float | None = None
     peak_processes: int | None = None
     ok: bool = True
+    #: Where the rows went: "duckdb" (the embedded default) or "postgres".
+    warehouse: str | None = None
+    #: Ours: "ingest" (the chain) or "job" (the whole monthly job); None for the peers.
+    scope: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -45,6 +49,8 @@ class Result:
         return {
             "variant": self.variant,
             "service": self.service,
+            "scope": self.scope,
+            "warehouse": self.warehouse,
             "format": self.fmt,
             "rows": self.rows,
             "seconds": rnd(self.seconds),

@@ -30,15 +30,20 @@ def _backfill_extra(months: int, seconds: float | None, steps_total: float, runs
         # over run-seconds for the in-run part and over wall time for the whole.
         out["overhead_share_of_run_time"] = _r(1 - steps_total / runs_total, 3) if runs_total else None
         out["work_share_of_wall"] = _r(min(steps_total / seconds, 1.0), 3) if seconds else None
+        # The issue's figure: 1 - time inside steps doing data work / wall time from launch to the
+        # last run's end (runs one at a time, so the steps' times do not overlap).
+        out["dagster_overhead_share"] = _r(1 - out["work_share_of_wall"], 3) if seconds else None
     return out
 
 
 def _daemon_instance_yaml(concurrency: int) -> str:
-    """The daemon's instance: SQLite, the queued run coordinator at `concurrency` runs, no telemetry."""
-    queued = ("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
-              f"  config:\n    max_concurrent_runs: {concurrency}\n"
-              "telemetry:\n  enabled: false\n")
-    return queued
+    """The daemon's instance: SQLite, the queued run coordinator at `concurrency` runs, no telemetry.
+
+    (A dequeue every second instead of Dagster's five made no difference: measured on four small
+    months, 55.1 s against 53.3 s; the gap between runs is the run worker starting up.)"""
+    return ("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+            f"  config:\n    max_concurrent_runs: {concurrency}\n"
+            "telemetry:\n  enabled: false\n")
 
 
 def _wait_http(url: str, timeout: float) -> None:
@@ -112,7 +117,7 @@ def _wait_backfill(url: str, backfill_id: str, timeout: float) -> str:
 def backfill_daemon(bench, months: list[str], rows: int) -> Result:
     """An asset backfill over GraphQL, run by dagster-daemon, on an instance of its own."""
     name = "backfill-daemon-yellow"
-    env = bench.base_env(name, "parquet")
+    env = bench.base_env(name, "parquet", bench.args.backfill_warehouse)
     home = Path(env["DAGSTER_HOME"])
     storage = _daemon_instance_yaml(bench.args.backfill_concurrency)
     (home / "dagster.yaml").write_text(storage)
@@ -199,4 +204,4 @@ def backfill_daemon(bench, months: list[str], rows: int) -> Result:
     extra["log"] = str(logs / f"{name}-daemon.log")
     return bench.add(Result(
         "backfill-daemon", "yellow", "parquet", rows * len(months), seconds, sampler.peak_bytes / MiB,
-        peak_processes=sampler.peak_processes, ok=ok, extra=extra))
+        peak_processes=sampler.peak_processes, ok=ok, warehouse=bench.args.backfill_warehouse, scope="job", extra=extra))

@@ -5,30 +5,48 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.common import log
+from benchmarks.history import HISTORY
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = (f"{'variant':29} {'service':7} {'format':7} {'rows':>11} {'seconds':>8} {'rows/s':>11} "
-              f"{'peak RSS MB':>11} {'x zoomcamp':>10} {'process s':>9} {'cpu s':>7}")
+    header = (f"{'variant':29} {'warehouse':9} {'service':7} {'format':7} {'rows':>11} {'seconds':>8} {'rows/s':>11} "
+              f"{'peak RSS MB':>11} {'x zoomcamp':>10} {'x dlt':>6} {'process s':>9} {'cpu s':>7}")
     log(header)
     log("-" * len(header))
     for r in rows:
-        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        if r["variant"] == "projection":
+            continue
+        fmt = lambda v, spec: format(v, spec) if v is not None else "-".rjust(int(spec.strip("><").split(".")[0].split(",")[0]))  # noqa: E731
         variant = r["variant"] + (f"/{r['scope']}" if r.get("scope") else "")
-        log(f"{variant:29} {r['service']:7} {r['format']:7} {r['rows']:>11,} {fmt(r['seconds'], '>8.2f')} "
-            f"{fmt(r['rows_per_s'], '>11,.0f')} {fmt(r['peak_rss_mb'], '>11.0f')} "
-            f"{fmt(r['ratio_vs_zoomcamp'], '>10.1f')} {fmt(r['process_seconds'], '>9.1f')} "
-            f"{fmt(r['cpu_seconds'], '>7.1f')}{'' if r['ok'] else '  FAILED'}")
+        log(f"{variant:29} {r.get('warehouse') or '-':9} {r['service']:7} {r['format']:7} {r['rows']:>11,} "
+            f"{fmt(r['seconds'], '>8.2f')} {fmt(r['rows_per_s'], '>11,.0f')} {fmt(r['peak_rss_mb'], '>11.0f')} "
+            f"{fmt(r['ratio_vs_zoomcamp'], '>10.1f')} {fmt(r.get('x_vs_dlt'), '>6.2f')} "
+            f"{fmt(r['process_seconds'], '>9.1f')} {fmt(r['cpu_seconds'], '>7.1f')}{'' if r['ok'] else '  FAILED'}")
     for r in rows:
         if r.get("months_per_minute") is not None:
-            log(f"{r['variant']}: {r['months']} months, {r['months_per_minute']} months/min; step work "
-                f"{r['step_seconds_total']} s of {r['run_seconds_total']} run-s "
-                f"(Dagster overhead {_pct(r.get('overhead_share_of_run_time'))} of run time); "
-                f"work {_pct(r.get('work_share_of_wall'))} of wall")
+            log(f"{r['variant']} ({r.get('warehouse')}): {r['months']} months, {r['months_per_minute']} months/min; "
+                f"step work {r['step_seconds_total']} s of {r['run_seconds_total']} run-s; "
+                f"Dagster overhead {_pct(r.get('dagster_overhead_share'))} of wall "
+                f"({_pct(r.get('overhead_share_of_run_time'))} inside runs)")
+
+
+def print_projection(rows: list[dict[str, Any]]) -> None:
+    projections = [r for r in rows if r["variant"] == "projection"]
+    if not projections:
+        log("\nwhole-history projection: not made (needs the yellow and fhvhv whole-job rates of this run)")
+        return
+    total = sum(e.rows for e in HISTORY)
+    log(f"\nThe whole TLC history (approximate rows, benchmarks/history.py): {total / 1e9:.2f} billion rows, "
+        f"{sum(e.months for e in HISTORY)} service-months")
+    for era in HISTORY:
+        log(f"   {era.service:6} {era.first}..{era.last} {era.months:>3} months {era.rows / 1e6:>7,.0f}M rows  ({era.note})")
+    for p in projections:
+        with_dagster = p.get("hours_with_dagster_overhead")
+        log(f"projected on this machine, {p['warehouse']}: {p['hours_data_work']:.1f} h of data work "
+            f"({p['rows_per_s']:,} rows/s blended; per service {p['per_service_hours']})"
+            + (f", {with_dagster:.1f} h with the daemon's measured overhead of {p['overhead_seconds_per_month']} s a month"
+               if with_dagster is not None else ""))
 
 
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.0f}%"
-
-
-# ============================================================================ main

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -72,17 +74,20 @@ from benchmarks.common import (
     postgres,
 )
 from benchmarks.daemon import _backfill_extra, backfill_daemon
-from benchmarks.report import print_table
+from benchmarks.history import project
+from benchmarks.report import print_projection, print_table
 from benchmarks.rss import run_sampled
 
 YELLOW_MONTH = "2021-01"  # the zoomcamp's month; the csv.gz mirror stops at 2021-07
 FHVHV_MONTH = "2021-01"
 BACKFILL_START = "2020-01"  # the backfill's months: 2020-01 onwards (parquet)
 
-FULL = {"yellow_rows": 3_000_000, "fhvhv_rows": 20_000_000, "months": 12, "backfill_rows": 3_000_000}
+FULL = {"yellow_rows": 3_000_000, "fhvhv_rows": 20_000_000, "months": 24, "backfill_rows": 3_000_000}
 QUICK = {"yellow_rows": 20_000, "fhvhv_rows": 30_000, "months": 2, "backfill_rows": 10_000}
 
-VARIANTS = ("zoomcamp", "dagster-in-process", "dagster-cli", "backfill")
+VARIANTS = ("zoomcamp", "dlt", "dagster-in-process", "dagster-cli", "backfill")
+WAREHOUSES = ("duckdb", "postgres")
+DLT_VERSION = importlib.metadata.version("dlt") if importlib.util.find_spec("dlt") else None
 
 
 # ============================================================================ children (timed work)
@@ -94,10 +99,11 @@ class Bench:
     data: Path
     pg_url: str
     mirror_url: str
+    mirror_root: Path
     results: list[Result] = field(default_factory=list)
     _homes: set[str] = field(default_factory=set)
 
-    def base_env(self, name: str, fmt: str, home_name: str | None = None) -> dict[str, str]:
+    def base_env(self, name: str, fmt: str, warehouse: str, home_name: str | None = None) -> dict[str, str]:
         """Environment of a variant: its own lake and warehouse schema; its own Dagster home unless
         `home_name` names a shared one (the in-process variants share one SQLite instance, created once)."""
         home = self.data / "dagster_home" / (home_name or name)
@@ -124,7 +130,7 @@ class Bench:
             "TAXI_DUCKDB_PATH": str(self.data / f"{name}.duckdb"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
-        if self.args.warehouse == "duckdb":
+        if warehouse == "duckdb":
             env["TAXI_WAREHOUSE"] = "duckdb"
             Path(env["TAXI_DUCKDB_PATH"]).unlink(missing_ok=True)
         return env
@@ -161,26 +167,26 @@ class Bench:
         return self.add(Result(
             "zoomcamp", "yellow", "csv.gz", rows, out.get("work_seconds"), run.peak_rss_mb,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
-            peak_processes=run.peak_processes, ok=ok,
+            peak_processes=run.peak_processes, ok=ok, warehouse="postgres",
             extra={"rows_loaded": out.get("rows_loaded"), "rows_read": out.get("rows"),
                    "method": "pandas.read_csv(chunksize=100000, dtype map) + to_sql(if_exists='append') via "
                              "SQLAlchemy/psycopg2", "log": str(log_path)},
         ))
 
-    def pipeline(self, service: str, fmt: str, month: str, rows: int, scope: str = "job", repeats: int = 1) -> Result:
-        """The month `repeats` times, each in a child of its own on a fresh lake and warehouse schema
-        (the first load of a month, as the monthly schedule does it); `seconds` is the median run,
-        every run's time is kept in `seconds_runs`, the peak RSS is the highest of them."""
-        name = f"dagster-in-process-{service}-{fmt.replace('.', '')}-{scope}"
-        children = []  # (process run, child's report, its one month's run, log), one per repeat
-        for k in range(1, repeats + 1):
-            env = self.base_env(name, fmt, home_name="in-process")
-            result_path = self.data / "logs" / f"{name}-{k}.json"  # (one log and report per repeat)
-            result_path.unlink(missing_ok=True)
-            argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", service, "--months", month, "--zones",
-                    "--scope", scope, "--result", str(result_path)]
-            run, out, log_path = self._child(f"{name}-{k}", argv, env)
-            children.append((run, out, (out.get("runs") or [{}])[0], log_path))
+    def pipeline_child(self, service: str, fmt: str, month: str, scope: str, warehouse: str, k: int) -> tuple:
+        """One run of the month in a child of its own, on a fresh lake and warehouse (schema or file):
+        the first load of a month, as the monthly schedule does it."""
+        name = f"dagster-in-process-{service}-{fmt.replace('.', '')}-{scope}-{warehouse}"
+        env = self.base_env(name, fmt, warehouse, home_name="in-process")
+        result_path = self.data / "logs" / f"{name}-{k}.json"  # (one log and report per repeat)
+        result_path.unlink(missing_ok=True)
+        argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", service, "--months", month, "--zones",
+                "--scope", scope, "--result", str(result_path)]
+        run, out, log_path = self._child(f"{name}-{k}", argv, env)
+        return run, out, (out.get("runs") or [{}])[0], log_path
+
+    def pipeline_result(self, service: str, fmt: str, rows: int, scope: str, warehouse: str, children: list) -> Result:
+        """`seconds` is the median run, every run's time is kept in `seconds_runs`, the peak RSS is the highest."""
         run, out, median, log_path = sorted(children, key=lambda c: c[2].get("seconds") or 0)[len(children) // 2]
         runs = [c[2] for c in children]
         ok = all(c.returncode == 0 and bool(o.get("ok")) for c, o, _, _ in children)
@@ -188,9 +194,8 @@ class Bench:
         return self.add(Result(
             "dagster-in-process", service, fmt, rows, median.get("seconds"), max(c[0].peak_rss_mb or 0 for c in children) or None,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
-            peak_processes=run.peak_processes, ok=ok,
+            peak_processes=run.peak_processes, ok=ok, warehouse=warehouse, scope=scope,
             extra={
-                "scope": scope,
                 "assets": list(SCOPES[scope]),
                 "method": f"{out.get('job', '?')}.execute_in_process(partition_key=...)",
                 "seconds_runs": [r.get("seconds") for r in runs],
@@ -208,10 +213,44 @@ class Bench:
             },
         ))
 
+    def pipeline(self, service: str, fmt: str, month: str, rows: int, scope: str, warehouse: str, repeats: int = 1) -> Result:
+        children = [self.pipeline_child(service, fmt, month, scope, warehouse, k) for k in range(1, repeats + 1)]
+        return self.pipeline_result(service, fmt, rows, scope, warehouse, children)
+
+    def dlt_child(self, filters: bool, k: int) -> tuple:
+        """dlt on the same parquet month, into the same server, a fresh dataset each run."""
+        name = "dlt-zoomcamp-filters" if filters else "dlt-parquet-adbc"
+        dataset = "bench_" + name.replace("-", "_")
+        drop_schema(self.pg_url, dataset)
+        result_path = self.data / "logs" / f"{name}-{k}.json"
+        result_path.unlink(missing_ok=True)
+        parquet = self.mirror_root / "trip-data" / f"yellow_tripdata_{YELLOW_MONTH}.parquet"
+        argv = [PY, "-m", "benchmarks.dlt_peer", "--parquet", str(parquet), "--pg-url", self.pg_url,
+                "--dataset", dataset, "--result", str(result_path), *(["--filters"] if filters else [])]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__LOG_LEVEL": "WARNING"}
+        run, out, log_path = self._child(f"{name}-{k}", argv, env)
+        drop_schema(self.pg_url, dataset)  # its WAL and files are not left for the next variant to flush
+        return run, out, log_path
+
+    def dlt_result(self, filters: bool, rows: int, children: list) -> Result:
+        run, out, log_path = sorted(children, key=lambda c: c[1].get("work_seconds") or 0)[len(children) // 2]
+        ok = all(c.returncode == 0 and o.get("rows") == rows for c, o, _ in children)
+        return self.add(Result(
+            "dlt-zoomcamp-filters" if filters else "dlt-parquet-adbc", "yellow", "parquet", rows, out.get("work_seconds"),
+            max(c[0].peak_rss_mb or 0 for c in children) or None,
+            process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+            peak_processes=run.peak_processes, ok=ok, warehouse="postgres",
+            extra={"method": f"dlt {DLT_VERSION}: Arrow batches of the parquet file -> pipeline.run(loader_file_format="
+                             "'parquet') -> Postgres through its ADBC job; write_disposition='replace'"
+                             + ("; passenger_count > 0 and trip_distance > 0 on each batch" if filters else ""),
+                   "seconds_runs": [o.get("work_seconds") for _, o, _ in children],
+                   "rows_loaded": out.get("rows_loaded"), "file_formats": out.get("file_formats"), "log": str(log_path)},
+        ))
+
     def cli(self, service: str, fmt: str, month: str, rows: int) -> Result:
         """`dg launch` of the service's assets for one partition, as a user types it (README)."""
         name = f"dagster-cli-{service}-{fmt.replace('.', '')}"
-        env = self.base_env(name, fmt)
+        env = self.base_env(name, fmt, self.args.backfill_warehouse)
         setup = subprocess.run([PY, "-m", "benchmarks.run", "child-zones"], env=env, cwd=ROOT,
                                capture_output=True, text=True)
         if setup.returncode:
@@ -230,7 +269,7 @@ class Bench:
         return self.add(Result(
             "dagster-cli", service, fmt, rows, run.wall_seconds, run.peak_rss_mb,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
-            peak_processes=run.peak_processes, ok=ok,
+            peak_processes=run.peak_processes, ok=ok, warehouse=self.args.backfill_warehouse, scope="job",
             extra={"method": f"dg launch --assets <{service} assets> --partition {month} (seconds = the whole command)",
                    "run_seconds": _r(run_seconds), "steps_seconds": round(sum(steps.values()), 3) if steps else None,
                    "steps": steps, "log": str(log_path)},
@@ -238,7 +277,7 @@ class Bench:
 
     def backfill_in_process(self, months: list[str], rows: int) -> Result:
         name = "backfill-in-process-yellow"
-        env = self.base_env(name, "parquet", home_name="in-process")
+        env = self.base_env(name, "parquet", self.args.backfill_warehouse, home_name="in-process")
         result_path = self.data / "logs" / f"{name}.json"
         result_path.unlink(missing_ok=True)
         argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", "yellow", "--months", ",".join(months),
@@ -252,7 +291,7 @@ class Bench:
         return self.add(Result(
             "backfill-in-process", "yellow", "parquet", rows * len(months), seconds, run.peak_rss_mb,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
-            peak_processes=run.peak_processes, ok=ok,
+            peak_processes=run.peak_processes, ok=ok, warehouse=self.args.backfill_warehouse, scope="job",
             extra=_backfill_extra(len(months), seconds, steps_total, runs_total, {
                 "method": f"{len(months)} sequential execute_in_process runs of yellow_monthly (not the daemon)",
                 "per_run_seconds": [r.get("seconds") for r in runs],
@@ -286,7 +325,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "compose server's settings: wal_level=minimal)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="runs of each yellow in-process variant; the median is reported (default 3; --quick 1)")
-    parser.add_argument("--warehouse", choices=("postgres", "duckdb"), default="postgres")
+    parser.add_argument("--warehouse", choices=(*WAREHOUSES, "both"), default="both",
+                        help="where our chain loads: the embedded default (duckdb), postgres, or both alternated (default)")
+    parser.add_argument("--backfill-warehouse", choices=WAREHOUSES, default="duckdb",
+                        help="where the backfill and the CLI variant load (default: the embedded default)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--timeout", type=float, default=3600, help="per variant, seconds")
@@ -306,6 +348,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.backfill = "in-process" if args.quick else "daemon"
     if args.quick and not args.skip:
         args.skip = {"dagster-cli"}
+    args.warehouses = WAREHOUSES if args.warehouse == "both" else (args.warehouse,)
+    if "dlt" not in args.skip and DLT_VERSION is None:
+        parser.error("dlt is not installed (make install puts it in .venv with the bench extra); or --skip dlt")
     return args
 
 
@@ -354,20 +399,41 @@ def main(argv: list[str] | None = None) -> int:
     variants_started = time.perf_counter()
     with MirrorServer(mirror_root) as mirror, postgres(args.pg_url, args.pg_fast) as pg_url:
         log(f"2/3 mirror at {mirror.url}; Postgres {'(given)' if args.pg_url else '(throwaway, ' + ('fast' if args.pg_fast else 'durable, wal_level=minimal') + ' settings)'}")
-        bench = Bench(args, data, pg_url, mirror.url)
+        bench = Bench(args, data, pg_url, mirror.url, mirror_root)
         log("3/3 variants (each in a child process; RSS of its process tree sampled every 50 ms)")
         baseline = None
         if "zoomcamp" not in args.skip:
             baseline = bench.zoomcamp(args.yellow_rows)
-        if "dagster-in-process" not in args.skip:
-            # the issue's chain (what the recipe does, and more), then the whole monthly job
-            bench.pipeline("yellow", "parquet", YELLOW_MONTH, args.yellow_rows, "ingest", args.repeats)
-            bench.pipeline("yellow", "csv.gz", YELLOW_MONTH, args.yellow_rows, "ingest", args.repeats)
-            bench.pipeline("yellow", "parquet", YELLOW_MONTH, args.yellow_rows, "job", args.repeats)
+        ours = "dagster-in-process" not in args.skip
+        # The headline: our chain on each warehouse and dlt on the same month, alternated run by run
+        # (A B C D A B C D ...), so a slow minute on the shared machine falls on every variant.
+        head: dict[tuple, list] = {}
+        for k in range(1, args.repeats + 1):
+            for warehouse in args.warehouses if ours else ():
+                head.setdefault(("ours", warehouse), []).append(
+                    bench.pipeline_child("yellow", "parquet", YELLOW_MONTH, "ingest", warehouse, k))
+            for filters in (False, True) if "dlt" not in args.skip else ():
+                head.setdefault(("dlt", filters), []).append(bench.dlt_child(filters, k))
+        for (kind, which), children in head.items():
+            if kind == "ours":
+                bench.pipeline_result("yellow", "parquet", args.yellow_rows, "ingest", which, children)
+            else:
+                bench.dlt_result(which, args.yellow_rows, children)
+        if ours:
+            for warehouse in args.warehouses:
+                bench.pipeline("yellow", "csv.gz", YELLOW_MONTH, args.yellow_rows, "ingest", warehouse, args.repeats)
+            job: dict[str, list] = {}
+            for k in range(1, args.repeats + 1):
+                for warehouse in args.warehouses:
+                    job.setdefault(warehouse, []).append(
+                        bench.pipeline_child("yellow", "parquet", YELLOW_MONTH, "job", warehouse, k))
+            for warehouse, children in job.items():
+                bench.pipeline_result("yellow", "parquet", args.yellow_rows, "job", warehouse, children)
         if "dagster-cli" not in args.skip:
             bench.cli("yellow", "parquet", YELLOW_MONTH, args.yellow_rows)
-        if "dagster-in-process" not in args.skip:
-            bench.pipeline("fhvhv", "parquet", FHVHV_MONTH, args.fhvhv_rows, "job")
+        if ours:
+            for warehouse in args.warehouses:
+                bench.pipeline("fhvhv", "parquet", FHVHV_MONTH, args.fhvhv_rows, "job", warehouse)
         if "backfill" not in args.skip:
             daemon_ok = False
             if args.backfill in ("daemon", "both"):
@@ -381,18 +447,40 @@ def main(argv: list[str] | None = None) -> int:
         "run_started_at": started_at.isoformat(timespec="seconds"),
         "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "loadavg_start": load_start, "loadavg_end": _loadavg(),
-        "quick": bool(args.quick), "warehouse": args.warehouse,
+        "quick": bool(args.quick),
         "pg_settings": "given" if args.pg_url else ("fast" if args.pg_fast else "durable, wal_level=minimal"),
     }
-    rows = [{**r.as_json(baseline), **common} for r in bench.results]
+    rows = [r.as_json(baseline) for r in bench.results]
+    _compare_with_dlt(rows)
+    overhead = _overhead_per_month(rows)
+    rows += [p for warehouse in args.warehouses if (p := project(rows, warehouse, overhead)) is not None]
+    rows = [{**row, **common} for row in rows]
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"bench-{started_at:%Y%m%dT%H%M%SZ}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")
     log("")
     print_table(rows)
+    print_projection(rows)
     log(f"\n{len(rows)} variants in {time.perf_counter() - variants_started:.0f} s; load average "
         f"{load_start} -> {common['loadavg_end']}; results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _compare_with_dlt(rows: list[dict[str, Any]]) -> None:
+    """Our yellow parquet chain's speed-up over the faster dlt variant of the same run (`x_vs_dlt`)."""
+    peers = [r["seconds"] for r in rows if r["variant"].startswith("dlt") and r["ok"] and r["seconds"]]
+    for row in rows:
+        headline = (row["variant"], row["service"], row["format"], row.get("scope")) == (
+            "dagster-in-process", "yellow", "parquet", "ingest")
+        row["x_vs_dlt"] = round(min(peers) / row["seconds"], 2) if headline and peers and row["seconds"] else None
+
+
+def _overhead_per_month(rows: list[dict[str, Any]]) -> float | None:
+    """Dagster's own seconds per month in the daemon backfill (wall time not spent in steps)."""
+    for row in rows:
+        if row["variant"] == "backfill-daemon" and row["ok"] and row["seconds"]:
+            return (row["seconds"] - row["step_seconds_total"]) / row["months"]
+    return None
 
 
 if __name__ == "__main__":

@@ -13,11 +13,14 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
+from benchmarks.history import HISTORY
 from benchmarks.run import QUICK
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUIRED = {"variant", "service", "rows", "seconds", "rows_per_s", "peak_rss_mb", "ratio_vs_zoomcamp"}
+REQUIRED = {"variant", "service", "scope", "warehouse", "rows", "seconds", "rows_per_s", "peak_rss_mb", "ratio_vs_zoomcamp",
+            "loadavg_start", "loadavg_end"}
 
 
 def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Path) -> None:
@@ -34,50 +37,78 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert len(files) == 1, files
     rows = json.loads(files[0].read_text())
     assert isinstance(rows, list) and rows
+    measured = [r for r in rows if r["variant"] != "projection"]
     for row in rows:
         assert REQUIRED <= row.keys(), f"{row['variant']} lacks {REQUIRED - row.keys()}"
         assert row["ok"] is True, row
-        assert row["seconds"] > 0 and row["rows_per_s"] > 0 and row["peak_rss_mb"] > 0
-    by_variant = {(r["variant"], r["service"], r["format"], r.get("scope")): r for r in rows}
+        assert row["seconds"] > 0 and row["rows_per_s"] > 0
+    assert all(r["peak_rss_mb"] > 0 for r in measured)
+    by_variant = {(r["variant"], r["service"], r["format"], r["scope"], r["warehouse"]): r for r in rows}
+    ours = {("dagster-in-process", "yellow", "parquet", "ingest"), ("dagster-in-process", "yellow", "csv.gz", "ingest"),
+            ("dagster-in-process", "yellow", "parquet", "job"), ("dagster-in-process", "fhvhv", "parquet", "job")}
     assert set(by_variant) == {
-        ("zoomcamp", "yellow", "csv.gz", None),
-        ("dagster-in-process", "yellow", "parquet", "ingest"),
-        ("dagster-in-process", "yellow", "csv.gz", "ingest"),
-        ("dagster-in-process", "yellow", "parquet", "job"),
-        ("dagster-in-process", "fhvhv", "parquet", "job"),
-        ("backfill-in-process", "yellow", "parquet", None),
+        ("zoomcamp", "yellow", "csv.gz", None, "postgres"),
+        # the peer: dlt on the same parquet month into the same server, plain and with the zoomcamp's filters
+        ("dlt-parquet-adbc", "yellow", "parquet", None, "postgres"),
+        ("dlt-zoomcamp-filters", "yellow", "parquet", None, "postgres"),
+        # ours on the embedded default and on Postgres, in the same run
+        *((*key, warehouse) for key in ours for warehouse in ("duckdb", "postgres")),
+        ("backfill-in-process", "yellow", "parquet", "job", "duckdb"),
+        ("projection", "all", "parquet", "whole-history", "duckdb"),
+        ("projection", "all", "parquet", "whole-history", "postgres"),
     }
-    # the ingest scope is the chain with its checks; the job adds the rejects summary and the mart
-    ingest, job = by_variant[("dagster-in-process", "yellow", "parquet", "ingest")], by_variant[("dagster-in-process", "yellow", "parquet", "job")]
-    assert set(ingest["checks"]) == {"audit", "keys_not_null", "pickups_within_month", "reconciles_with_raw", "matches_lake"}
-    assert not any("mart" in step or "rejects_summary" in step for step in ingest["steps"])
-    assert set(job["checks"]) == set(ingest["checks"]) | {"trips_add_up"}
-    assert any("daily_zone_mart" in step for step in job["steps"]) and any("rejects_summary" in step for step in job["steps"])
+    for warehouse in ("duckdb", "postgres"):
+        # the ingest scope is the chain with its checks; the job adds the rejects summary and the mart
+        ingest = by_variant[("dagster-in-process", "yellow", "parquet", "ingest", warehouse)]
+        job = by_variant[("dagster-in-process", "yellow", "parquet", "job", warehouse)]
+        assert set(ingest["checks"]) == {"audit", "keys_not_null", "pickups_within_month", "reconciles_with_raw", "matches_lake"}
+        assert not any("mart" in step or "rejects_summary" in step for step in ingest["steps"])
+        assert set(job["checks"]) == set(ingest["checks"]) | {"trips_add_up"}
+        assert any("daily_zone_mart" in step for step in job["steps"]) and any("rejects_summary" in step for step in job["steps"])
+        # the headline row says how it stands against the faster dlt variant of the same run
+        faster_dlt = min(r["seconds"] for r in rows if r["variant"].startswith("dlt"))
+        assert ingest["x_vs_dlt"] == round(faster_dlt / ingest["seconds"], 2)
     assert all(len(r["seconds_runs"]) == 1 for r in rows if r["variant"] == "dagster-in-process")  # --quick: one run each
 
     # the baseline has no ratio to itself; everything else is compared with it
-    assert by_variant[("zoomcamp", "yellow", "csv.gz", None)]["ratio_vs_zoomcamp"] is None
-    assert all(r["ratio_vs_zoomcamp"] > 0 for r in rows if r["variant"] != "zoomcamp")
+    assert by_variant[("zoomcamp", "yellow", "csv.gz", None, "postgres")]["ratio_vs_zoomcamp"] is None
+    assert all(r["ratio_vs_zoomcamp"] > 0 for r in measured if r["variant"] != "zoomcamp")
+
+    # dlt read every generated row; with the filters it loaded fewer
+    plain, filtered = (by_variant[(v, "yellow", "parquet", None, "postgres")] for v in ("dlt-parquet-adbc", "dlt-zoomcamp-filters"))
+    assert plain["rows_loaded"] == plain["rows"] == QUICK["yellow_rows"]
+    assert 0 < filtered["rows_loaded"] < filtered["rows"]
+    assert "parquet" in plain["file_formats"]
+
+    # the whole history, projected from this run's measured whole-job rates (yellow for the taxis, fhvhv for hire)
+    for warehouse in ("duckdb", "postgres"):
+        projection = by_variant[("projection", "all", "parquet", "whole-history", warehouse)]
+        yellow_rate = by_variant[("dagster-in-process", "yellow", "parquet", "job", warehouse)]["rows_per_s"]
+        fhvhv_rate = by_variant[("dagster-in-process", "fhvhv", "parquet", "job", warehouse)]["rows_per_s"]
+        taxis = sum(e.rows for e in HISTORY if e.service in ("yellow", "green"))
+        hire = sum(e.rows for e in HISTORY if e.service in ("fhv", "fhvhv"))
+        assert projection["rows"] == taxis + hire
+        assert projection["seconds"] == pytest.approx(taxis / yellow_rate + hire / fhvhv_rate, rel=1e-3)
+    assert "projected on this machine, duckdb" in done.stdout
 
     # rows: what the generator wrote, read back by each variant
     mirror = tmp_path / "bench" / "mirror" / "quick"
     yellow = pq.ParquetFile(mirror / "trip-data" / "yellow_tripdata_2021-01.parquet").metadata.num_rows
     fhvhv = pq.ParquetFile(mirror / "trip-data" / "fhvhv_tripdata_2021-01.parquet").metadata.num_rows
     assert yellow == QUICK["yellow_rows"] and fhvhv == QUICK["fhvhv_rows"]
-    zoomcamp = by_variant[("zoomcamp", "yellow", "csv.gz", None)]
+    zoomcamp = by_variant[("zoomcamp", "yellow", "csv.gz", None, "postgres")]
     assert zoomcamp["rows"] == zoomcamp["rows_read"] == yellow
     assert 0 < zoomcamp["rows_loaded"] < yellow  # passenger_count > 0 dropped some
-    for key, generated in ((("dagster-in-process", "yellow", "parquet", "ingest"), yellow),
-                           (("dagster-in-process", "yellow", "csv.gz", "ingest"), yellow),
-                           (("dagster-in-process", "yellow", "parquet", "job"), yellow),
-                           (("dagster-in-process", "fhvhv", "parquet", "job"), fhvhv)):
-        row = by_variant[key]
+    for (*key, warehouse), generated in (
+        (key + (warehouse,), yellow if key[1] == "yellow" else fhvhv) for key in ours for warehouse in ("duckdb", "postgres")
+    ):
+        row = by_variant[(*key, warehouse)]
         assert row["rows"] == row["rows_read"] == generated, row
         assert row["rows_kept"] + row["rows_rejected"] == generated
         assert row["rows_in_warehouse"] == row["rows_kept"]
     # the same rule drops the same rows: the zoomcamp's filter and our passenger_count rule agree
-    assert by_variant[("dagster-in-process", "yellow", "csv.gz", "ingest")]["rows_kept"] <= zoomcamp["rows_loaded"]
-    backfill = by_variant[("backfill-in-process", "yellow", "parquet", None)]
+    assert by_variant[("dagster-in-process", "yellow", "csv.gz", "ingest", "duckdb")]["rows_kept"] <= zoomcamp["rows_loaded"]
+    backfill = by_variant[("backfill-in-process", "yellow", "parquet", "job", "duckdb")]
     assert backfill["rows"] == QUICK["months"] * QUICK["backfill_rows"]
     assert backfill["months"] == QUICK["months"] and backfill["months_per_minute"] > 0
     assert 0 <= backfill["overhead_share_of_run_time"] <= 1

@@ -1,0 +1,86 @@
+"""The whole TLC history, by service and era, and how long this machine would take to load it.
+
+The rows are approximate: the TLC's yearly trip counts, rounded to the million, over the months our
+services cover (yellow from 2011-01, green 2013-08, fhv 2015-01, fhvhv 2019-02; through 2025-09).
+The projection is as good as they are, and scales linearly with them. Before 2019-02 the
+high-volume for-hire trips (Uber, Lyft, Via, Juno) are in the fhv files, hence fhv's large first era.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Era:
+    service: str
+    first: str
+    last: str
+    months: int
+    rows: int  # approximate
+    note: str
+
+
+HISTORY: tuple[Era, ...] = (
+    Era("yellow", "2011-01", "2014-12", 48, 694_000_000, "peak years, ~14.5M a month"),
+    Era("yellow", "2015-01", "2019-12", 60, 578_000_000, "ride-hailing takes over, 12M -> 7M a month"),
+    Era("yellow", "2020-01", "2022-12", 36, 95_000_000, "the pandemic, ~2.6M a month"),
+    Era("yellow", "2023-01", "2025-09", 33, 115_000_000, "~3.5M a month"),
+    Era("green", "2013-08", "2016-12", 41, 54_000_000, "~1.3M a month"),
+    Era("green", "2017-01", "2019-12", 36, 27_000_000, "~0.7M a month"),
+    Era("green", "2020-01", "2025-09", 69, 6_000_000, "~0.1M a month"),
+    Era("fhv", "2015-01", "2019-01", 49, 670_000_000, "high-volume trips still in fhv, ~14M a month"),
+    Era("fhv", "2019-02", "2025-09", 80, 130_000_000, "~1.6M a month"),
+    Era("fhvhv", "2019-02", "2025-09", 80, 1_400_000_000, "15-20M a month, the largest files"),
+)
+
+#: The measured month each service's rate is taken from: the taxis share the yellow schema's width,
+#: fhv and fhvhv are both for-hire files (fhvhv the wider; its rate is the conservative one for fhv).
+RATE_FROM = {"yellow": "yellow", "green": "yellow", "fhv": "fhvhv", "fhvhv": "fhvhv"}
+
+
+def project(rows: list[dict[str, Any]], warehouse: str, overhead_seconds_per_month: float | None) -> dict[str, Any] | None:
+    """The whole history's wall time on one warehouse, from the measured whole-job rates per service.
+
+    Data work: each era's rows at the measured rows/s of its service's monthly job (`scope: job`).
+    With Dagster: plus the backfill's measured overhead per month (launch, start-up, event log),
+    once per service-month. None when a rate was not measured in this run.
+    """
+    rates = {
+        r["service"]: r["rows_per_s"]
+        for r in rows
+        if r["variant"] == "dagster-in-process" and r.get("scope") == "job" and r.get("warehouse") == warehouse
+        and r.get("format") == "parquet" and r.get("ok") and r.get("rows_per_s")
+    }
+    if not all(RATE_FROM[e.service] in rates for e in HISTORY):
+        return None
+    per_service: dict[str, dict[str, float]] = {}
+    for era in HISTORY:
+        entry = per_service.setdefault(era.service, {"rows": 0, "months": 0, "seconds": 0.0})
+        entry["rows"] += era.rows
+        entry["months"] += era.months
+        entry["seconds"] += era.rows / rates[RATE_FROM[era.service]]
+    data_seconds = sum(e["seconds"] for e in per_service.values())
+    months = sum(e["months"] for e in per_service.values())
+    total_rows = sum(e["rows"] for e in per_service.values())
+    with_dagster = None if overhead_seconds_per_month is None else data_seconds + months * overhead_seconds_per_month
+    return {
+        "variant": "projection",
+        "service": "all",
+        "format": "parquet",
+        "scope": "whole-history",
+        "warehouse": warehouse,
+        "rows": total_rows,
+        "service_months": months,
+        "seconds": round(data_seconds, 1),
+        "rows_per_s": round(total_rows / data_seconds),
+        "hours_data_work": round(data_seconds / 3600, 2),
+        "overhead_seconds_per_month": None if overhead_seconds_per_month is None else round(overhead_seconds_per_month, 2),
+        "hours_with_dagster_overhead": None if with_dagster is None else round(with_dagster / 3600, 2),
+        "rates_rows_per_s": {s: rates[RATE_FROM[s]] for s in per_service},
+        "per_service_hours": {s: round(e["seconds"] / 3600, 2) for s, e in per_service.items()},
+        "peak_rss_mb": None,
+        "ratio_vs_zoomcamp": None,
+        "ok": True,
+    }
