@@ -146,6 +146,14 @@ def drop_schema(pg_url: str, schema: str) -> None:
 
 
 
+def write_outcome(outcome: dict[str, Any], result: Path | None) -> None:
+    """A child's outcome as JSON: to `result` (read by the parent), and on stdout (its log)."""
+    text = json.dumps(outcome)
+    if result:
+        result.write_text(text)
+    print(text)
+
+
 def log(msg: str) -> None:
     print(msg, flush=True)
 

@@ -12,12 +12,13 @@ trip_distance > 0) as an Arrow filter on each batch, the smallest cleaning a use
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+
+from benchmarks.common import write_outcome
 
 # Imports are part of the process, not of the measured work (the same boundary as every variant).
 import dlt
@@ -78,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         outcome = load(args.parquet, args.pg_url, args.dataset, args.filters, pipelines_dir)
         outcome["work_seconds"] = time.perf_counter() - started
-    text = json.dumps(outcome)
-    if args.result:
-        args.result.write_text(text)
-    print(text)
+    write_outcome(outcome, args.result)
     return 0
 
 

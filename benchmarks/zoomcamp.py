@@ -19,10 +19,11 @@ Nothing here is tuned: it is the reference point, not a contender.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.common import write_outcome
 
 # Imports are part of the process, not of the measured work (the same boundary as our variants).
 import pandas as pd
@@ -93,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     outcome = ingest(args.url, args.pg_url, args.table, args.chunksize, args.verbose)
     outcome["work_seconds"] = time.perf_counter() - started
-    text = json.dumps(outcome)
-    if args.result:
-        args.result.write_text(text)
-    print(text)
+    write_outcome(outcome, args.result)
     return 0
 
 
