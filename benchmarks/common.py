@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 PG_DATABASE = "ny_taxi"
+#: The headline month: the zoomcamp's; the csv.gz mirror stops at 2021-07.
+YELLOW_MONTH = "2021-01"
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
 # ============================================================================ results

@@ -111,6 +111,30 @@ def _wait_backfill(url: str, backfill_id: str, timeout: float) -> str:
         time.sleep(1.0)
 
 
+def backfill_in_process(bench, months: list[str], rows: int) -> Result:
+    name = "backfill-in-process-yellow"
+    env = bench.base_env(name, "parquet", bench.args.backfill_warehouse, home_name="in-process")
+    result_path = bench.data / "logs" / f"{name}.json"
+    result_path.unlink(missing_ok=True)
+    argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", "yellow", "--months", ",".join(months),
+            "--zones", "--result", str(result_path)]
+    run, out, log_path = bench._child(name, argv, env)
+    runs = out.get("runs") or []
+    ok = run.returncode == 0 and bool(out.get("ok")) and len(runs) == len(months)
+    seconds = out.get("work_seconds")
+    steps_total = sum(sum(r.get("steps", {}).values()) for r in runs)
+    runs_total = sum(r.get("seconds") or 0 for r in runs)
+    return bench.add(Result(
+        "backfill-in-process", "yellow", "parquet", rows * len(months), seconds, run.peak_rss_mb,
+        process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+        peak_processes=run.peak_processes, ok=ok, warehouse=bench.args.backfill_warehouse, scope="job",
+        extra=_backfill_extra(len(months), seconds, steps_total, runs_total, {
+            "method": f"{len(months)} sequential execute_in_process runs of yellow_monthly (not the daemon)",
+            "per_run_seconds": [r.get("seconds") for r in runs],
+            "log": str(log_path)}),
+    ))
+
+
 # ============================================================================ report
 
 

@@ -84,3 +84,11 @@ def project(rows: list[dict[str, Any]], warehouse: str, overhead_seconds_per_mon
         "ratio_vs_zoomcamp": None,
         "ok": True,
     }
+
+
+def overhead_per_month(rows: list[dict[str, Any]]) -> float | None:
+    """Dagster's own seconds per month in the daemon backfill (wall time not spent in steps)."""
+    for row in rows:
+        if row["variant"] == "backfill-daemon" and row["ok"] and row["seconds"]:
+            return (row["seconds"] - row["step_seconds_total"]) / row["months"]
+    return None

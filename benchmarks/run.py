@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
@@ -63,6 +61,7 @@ from benchmarks.children import (
 from benchmarks.common import (
     PY,
     ROOT,
+    YELLOW_MONTH,
     Result,
     _loadavg,
     _month_list,
@@ -73,12 +72,12 @@ from benchmarks.common import (
     pg_env,
     postgres,
 )
-from benchmarks.daemon import _backfill_extra, backfill_daemon
-from benchmarks.history import project
+from benchmarks.daemon import backfill_daemon, backfill_in_process
+from benchmarks.history import overhead_per_month, project
+from benchmarks.peers import DLT_VERSION, compare_with_dlt, dlt_child, dlt_result
 from benchmarks.report import print_projection, print_table
 from benchmarks.rss import run_sampled
 
-YELLOW_MONTH = "2021-01"  # the zoomcamp's month; the csv.gz mirror stops at 2021-07
 FHVHV_MONTH = "2021-01"
 BACKFILL_START = "2020-01"  # the backfill's months: 2020-01 onwards (parquet)
 
@@ -87,7 +86,6 @@ QUICK = {"yellow_rows": 20_000, "fhvhv_rows": 30_000, "months": 2, "backfill_row
 
 VARIANTS = ("zoomcamp", "dlt", "dagster-in-process", "dagster-cli", "backfill")
 WAREHOUSES = ("duckdb", "postgres")
-DLT_VERSION = importlib.metadata.version("dlt") if importlib.util.find_spec("dlt") else None
 
 
 # ============================================================================ children (timed work)
@@ -217,35 +215,8 @@ class Bench:
         children = [self.pipeline_child(service, fmt, month, scope, warehouse, k) for k in range(1, repeats + 1)]
         return self.pipeline_result(service, fmt, rows, scope, warehouse, children)
 
-    def dlt_child(self, filters: bool, k: int) -> tuple:
-        """dlt on the same parquet month, into the same server, a fresh dataset each run."""
-        name = "dlt-zoomcamp-filters" if filters else "dlt-parquet-adbc"
-        dataset = "bench_" + name.replace("-", "_")
-        drop_schema(self.pg_url, dataset)
-        result_path = self.data / "logs" / f"{name}-{k}.json"
-        result_path.unlink(missing_ok=True)
-        parquet = self.mirror_root / "trip-data" / f"yellow_tripdata_{YELLOW_MONTH}.parquet"
-        argv = [PY, "-m", "benchmarks.dlt_peer", "--parquet", str(parquet), "--pg-url", self.pg_url,
-                "--dataset", dataset, "--result", str(result_path), *(["--filters"] if filters else [])]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__LOG_LEVEL": "WARNING"}
-        run, out, log_path = self._child(f"{name}-{k}", argv, env)
-        drop_schema(self.pg_url, dataset)  # its WAL and files are not left for the next variant to flush
-        return run, out, log_path
-
-    def dlt_result(self, filters: bool, rows: int, children: list) -> Result:
-        run, out, log_path = sorted(children, key=lambda c: c[1].get("work_seconds") or 0)[len(children) // 2]
-        ok = all(c.returncode == 0 and o.get("rows") == rows for c, o, _ in children)
-        return self.add(Result(
-            "dlt-zoomcamp-filters" if filters else "dlt-parquet-adbc", "yellow", "parquet", rows, out.get("work_seconds"),
-            max(c[0].peak_rss_mb or 0 for c in children) or None,
-            process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
-            peak_processes=run.peak_processes, ok=ok, warehouse="postgres",
-            extra={"method": f"dlt {DLT_VERSION}: Arrow batches of the parquet file -> pipeline.run(loader_file_format="
-                             "'parquet') -> Postgres through its ADBC job; write_disposition='replace'"
-                             + ("; passenger_count > 0 and trip_distance > 0 on each batch" if filters else ""),
-                   "seconds_runs": [o.get("work_seconds") for _, o, _ in children],
-                   "rows_loaded": out.get("rows_loaded"), "file_formats": out.get("file_formats"), "log": str(log_path)},
-        ))
+    def backfill_in_process(self, months: list[str], rows: int) -> Result:
+        return backfill_in_process(self, months, rows)
 
     def cli(self, service: str, fmt: str, month: str, rows: int) -> Result:
         """`dg launch` of the service's assets for one partition, as a user types it (README)."""
@@ -273,29 +244,6 @@ class Bench:
             extra={"method": f"dg launch --assets <{service} assets> --partition {month} (seconds = the whole command)",
                    "run_seconds": _r(run_seconds), "steps_seconds": round(sum(steps.values()), 3) if steps else None,
                    "steps": steps, "log": str(log_path)},
-        ))
-
-    def backfill_in_process(self, months: list[str], rows: int) -> Result:
-        name = "backfill-in-process-yellow"
-        env = self.base_env(name, "parquet", self.args.backfill_warehouse, home_name="in-process")
-        result_path = self.data / "logs" / f"{name}.json"
-        result_path.unlink(missing_ok=True)
-        argv = [PY, "-m", "benchmarks.run", "child-pipeline", "--service", "yellow", "--months", ",".join(months),
-                "--zones", "--result", str(result_path)]
-        run, out, log_path = self._child(name, argv, env)
-        runs = out.get("runs") or []
-        ok = run.returncode == 0 and bool(out.get("ok")) and len(runs) == len(months)
-        seconds = out.get("work_seconds")
-        steps_total = sum(sum(r.get("steps", {}).values()) for r in runs)
-        runs_total = sum(r.get("seconds") or 0 for r in runs)
-        return self.add(Result(
-            "backfill-in-process", "yellow", "parquet", rows * len(months), seconds, run.peak_rss_mb,
-            process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
-            peak_processes=run.peak_processes, ok=ok, warehouse=self.args.backfill_warehouse, scope="job",
-            extra=_backfill_extra(len(months), seconds, steps_total, runs_total, {
-                "method": f"{len(months)} sequential execute_in_process runs of yellow_monthly (not the daemon)",
-                "per_run_seconds": [r.get("seconds") for r in runs],
-                "log": str(log_path)}),
         ))
 
     def backfill_daemon(self, months: list[str], rows: int) -> Result:
@@ -413,12 +361,12 @@ def main(argv: list[str] | None = None) -> int:
                 head.setdefault(("ours", warehouse), []).append(
                     bench.pipeline_child("yellow", "parquet", YELLOW_MONTH, "ingest", warehouse, k))
             for filters in (False, True) if "dlt" not in args.skip else ():
-                head.setdefault(("dlt", filters), []).append(bench.dlt_child(filters, k))
+                head.setdefault(("dlt", filters), []).append(dlt_child(bench, filters, k))
         for (kind, which), children in head.items():
             if kind == "ours":
                 bench.pipeline_result("yellow", "parquet", args.yellow_rows, "ingest", which, children)
             else:
-                bench.dlt_result(which, args.yellow_rows, children)
+                dlt_result(bench, which, args.yellow_rows, children)
         if ours:
             for warehouse in args.warehouses:
                 bench.pipeline("yellow", "csv.gz", YELLOW_MONTH, args.yellow_rows, "ingest", warehouse, args.repeats)
@@ -451,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         "pg_settings": "given" if args.pg_url else ("fast" if args.pg_fast else "durable, wal_level=minimal"),
     }
     rows = [r.as_json(baseline) for r in bench.results]
-    _compare_with_dlt(rows)
-    overhead = _overhead_per_month(rows)
+    compare_with_dlt(rows)
+    overhead = overhead_per_month(rows)
     rows += [p for warehouse in args.warehouses if (p := project(rows, warehouse, overhead)) is not None]
     rows = [{**row, **common} for row in rows]
     args.results_dir.mkdir(parents=True, exist_ok=True)
@@ -464,23 +412,6 @@ def main(argv: list[str] | None = None) -> int:
     log(f"\n{len(rows)} variants in {time.perf_counter() - variants_started:.0f} s; load average "
         f"{load_start} -> {common['loadavg_end']}; results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0 if all(r["ok"] for r in rows) else 1
-
-
-def _compare_with_dlt(rows: list[dict[str, Any]]) -> None:
-    """Our yellow parquet chain's speed-up over the faster dlt variant of the same run (`x_vs_dlt`)."""
-    peers = [r["seconds"] for r in rows if r["variant"].startswith("dlt") and r["ok"] and r["seconds"]]
-    for row in rows:
-        headline = (row["variant"], row["service"], row["format"], row.get("scope")) == (
-            "dagster-in-process", "yellow", "parquet", "ingest")
-        row["x_vs_dlt"] = round(min(peers) / row["seconds"], 2) if headline and peers and row["seconds"] else None
-
-
-def _overhead_per_month(rows: list[dict[str, Any]]) -> float | None:
-    """Dagster's own seconds per month in the daemon backfill (wall time not spent in steps)."""
-    for row in rows:
-        if row["variant"] == "backfill-daemon" and row["ok"] and row["seconds"]:
-            return (row["seconds"] - row["step_seconds_total"]) / row["months"]
-    return None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""The peers a user would pick instead of us, run in the bench's alternated headline: dlt."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+from typing import Any
+
+from benchmarks.common import PY, ROOT, YELLOW_MONTH, Result, drop_schema
+
+DLT_VERSION = importlib.metadata.version("dlt") if importlib.util.find_spec("dlt") else None
+
+
+def dlt_child(bench, filters: bool, k: int) -> tuple:
+    """dlt on the same parquet month, into the same server, a fresh dataset each run."""
+    name = "dlt-zoomcamp-filters" if filters else "dlt-parquet-adbc"
+    dataset = "bench_" + name.replace("-", "_")
+    drop_schema(bench.pg_url, dataset)
+    result_path = bench.data / "logs" / f"{name}-{k}.json"
+    result_path.unlink(missing_ok=True)
+    parquet = bench.mirror_root / "trip-data" / f"yellow_tripdata_{YELLOW_MONTH}.parquet"
+    argv = [PY, "-m", "benchmarks.dlt_peer", "--parquet", str(parquet), "--pg-url", bench.pg_url,
+            "--dataset", dataset, "--result", str(result_path), *(["--filters"] if filters else [])]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__LOG_LEVEL": "WARNING"}
+    run, out, log_path = bench._child(f"{name}-{k}", argv, env)
+    drop_schema(bench.pg_url, dataset)  # its WAL and files are not left for the next variant to flush
+    return run, out, log_path
+
+def dlt_result(bench, filters: bool, rows: int, children: list) -> Result:
+    run, out, log_path = sorted(children, key=lambda c: c[1].get("work_seconds") or 0)[len(children) // 2]
+    ok = all(c.returncode == 0 and o.get("rows") == rows for c, o, _ in children)
+    return bench.add(Result(
+        "dlt-zoomcamp-filters" if filters else "dlt-parquet-adbc", "yellow", "parquet", rows, out.get("work_seconds"),
+        max(c[0].peak_rss_mb or 0 for c in children) or None,
+        process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+        peak_processes=run.peak_processes, ok=ok, warehouse="postgres",
+        extra={"method": f"dlt {DLT_VERSION}: Arrow batches of the parquet file -> pipeline.run(loader_file_format="
+                         "'parquet') -> Postgres through its ADBC job; write_disposition='replace'"
+                         + ("; passenger_count > 0 and trip_distance > 0 on each batch" if filters else ""),
+               "seconds_runs": [o.get("work_seconds") for _, o, _ in children],
+               "rows_loaded": out.get("rows_loaded"), "file_formats": out.get("file_formats"), "log": str(log_path)},
+    ))
+
+
+def compare_with_dlt(rows: list[dict[str, Any]]) -> None:
+    """Our yellow parquet chain's speed-up over the faster dlt variant of the same run (`x_vs_dlt`)."""
+    peers = [r["seconds"] for r in rows if r["variant"].startswith("dlt") and r["ok"] and r["seconds"]]
+    for row in rows:
+        headline = (row["variant"], row["service"], row["format"], row.get("scope")) == (
+            "dagster-in-process", "yellow", "parquet", "ingest")
+        row["x_vs_dlt"] = round(min(peers) / row["seconds"], 2) if headline and peers and row["seconds"] else None
