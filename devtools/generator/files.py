@@ -56,7 +56,7 @@ def _tables(service: str, month: dt.date, rows: int, seed: int, dirty: bool, bat
 
     def make(index: int) -> pa.Table:
         n = min(batch_rows, rows - index * batch_rows)
-        rng = _Rng(_mix(seed, service, month_label(month), index), n)
+        rng = _Rng(_mix(seed, service, month_label(month), index), n, first_row=index * batch_rows, rows=rows)
         return shape(_values(service, rng, month, dirty), n)
 
     count = -(-rows // batch_rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -40,15 +41,23 @@ _ABSURD = tuple(_seconds(t) for t in (dt.datetime(2008, 12, 31, 23, 58, 4), dt.d
 
 
 def _pickups(rng: _Rng, month: dt.date, dirty: bool) -> tuple[pa.Array, pa.Array]:
-    """Pickup epoch seconds spread over the month with a weekly and an hourly rhythm, and the hour."""
+    """Pickup epoch seconds spread over the month with a weekly and an hourly rhythm, and the hour.
+
+    The file runs in pickup order, as the TLC's do (every genuine head in shared/data/tlc starts in
+    the month's first hour): row k of the file falls at quantile (k + u) / rows of the month's days,
+    and each batch is sorted on the time. Order matters to what a month costs downstream: the
+    lake's day folders get a few large row groups instead of one small one per batch.
+    """
     start, end = _seconds(month), _seconds(next_month(month))
     days = (end - start) // 86400
-    weights = tuple(_WEEKLY[(month + dt.timedelta(days=d)).weekday()] for d in range(days))
-    day = pc.cast(rng.choice(tuple(range(days)), weights, I64), F64)
+    weights = np.array([_WEEKLY[(month + dt.timedelta(days=d)).weekday()] for d in range(days)])
+    quantile = (np.arange(rng.first_row, rng.first_row + rng.n) + rng.uniform().to_numpy()) / max(rng.rows, 1)
+    day = np.minimum(np.searchsorted(np.cumsum(weights) / weights.sum(), quantile, side="right"), days - 1)
     hour = rng.choice(tuple(range(24)), _HOURLY, I64)
-    secs = pc.add(pc.add(pc.multiply(day, 86400), pc.multiply(pc.cast(hour, F64), 3600)),
+    secs = pc.add(pc.add(pa.array(day * 86400.0), pc.multiply(pc.cast(hour, F64), 3600)),
                   pc.floor(pc.multiply(rng.uniform(), 3600)))
-    secs = pc.add(secs, float(start))
+    order = pc.sort_indices(secs)
+    secs, hour = pc.add(secs.take(order), float(start)), hour.take(order)
     if dirty:
         # Outside the month: mostly the evening before, some just after, a few absurd years.
         where = rng.uniform()
