@@ -12,9 +12,12 @@ import textwrap
 import time
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from taxi_assets.storage.lake import Lake
+from taxi_assets.storage.manifests import _in_order
 
 SCHEMA = pa.schema([("trip", pa.int64()), ("pickup_date", pa.date32())])
 
@@ -30,6 +33,40 @@ def month_batches(days: list[int], rows_per_day: int, offset: int = 0):
 def read_month(lake: Lake) -> list[int]:
     dataset = lake.read_partitioned_month("trips/yellow", "2024-01", "pickup_date")
     return sorted(dataset.to_table().column("trip").to_pylist()) if dataset else []
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        [1, 1, 2, 2, 3],  # in order (a TLC file's batch): cut as it is
+        [2, 1, 3, 1, 2],  # out of order: sorted first
+        [1, 2, None, None],  # in order, unknown dates last
+        [None, 2, 1, None, 2],  # out of order with unknown dates
+    ],
+)
+def test_each_day_file_holds_its_rows_in_the_batch_order(tmp_path, days):
+    """Whether a batch is sorted or cut as it is, every day's file holds that day's rows in the
+    order they came (what a stable sort gives), and rows without a date go to the hive null folder."""
+    lake = Lake(str(tmp_path / "lake"))
+    batch = pa.record_batch([pa.array(range(len(days)), pa.int64()), pa.array([None if d is None else dt.date(2024, 1, d) for d in days], pa.date32())], schema=SCHEMA)
+    manifest = lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", iter([batch]), SCHEMA, "pickup_date")
+    got = {e.path.split("/")[0]: pq.read_table(tmp_path / "lake/trips/yellow" / e.path).column("trip").to_pylist() for e in manifest.files}
+    want: dict[str, list[int]] = {}
+    for trip, day in enumerate(days):
+        want.setdefault(f"pickup_date={'__HIVE_DEFAULT_PARTITION__' if day is None else dt.date(2024, 1, day)}", []).append(trip)
+    assert got == want
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], [None], [3], [1, 1, 2], [2, 1], [1, None], [None, 1], [1, None, 2], [None, None], [1, 2, 2, None, None]],
+)
+def test_a_batch_is_left_unsorted_only_when_sorting_would_not_move_a_row(values):
+    """The date-folder writer skips the sort of a batch `_in_order` accepts; that must be exactly the
+    batches the stable sort leaves as they are (each writer is then fed one slice per batch)."""
+    array = pa.array([None if v is None else dt.date(2024, 1, v) for v in values], pa.date32())
+    unmoved = pc.sort_indices(array).to_pylist() == list(range(len(values)))
+    assert _in_order(array) == unmoved
 
 
 def test_put_file_replaces_atomically_and_leaves_no_temp(tmp_path):
