@@ -16,14 +16,7 @@ from taxi_assets.defs.checks import build_trip_checks
 from taxi_assets.defs.io_managers import LakeIOManager, WarehouseIOManager
 from taxi_assets.defs.jobs import ZONES_JOB, service_job
 from taxi_assets.defs.partitions import monthly_partitions
-from taxi_assets.defs.resources import (
-    GCSResource,
-    LakeResource,
-    TlcSource,
-    bigquery_resource,
-    build_warehouse,
-    postgres_resource,
-)
+from taxi_assets.defs.resources import LakeResource, TlcSource, build_warehouse, postgres_resource
 from taxi_assets.defs.schedules import build_monthly_schedule
 from taxi_assets.defs.sensors import build_automation_sensor, build_publication_sensor
 from taxi_assets.settings import GCP_KEYFILE_ENV, Settings
@@ -39,9 +32,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
         clients["duckdb"] = DuckDBResource(database=settings.duckdb_path)
     if settings.warehouse == "postgres":
         clients["postgres"] = postgres_resource(settings)
-    if settings.warehouse == "bigquery":
-        clients["bigquery"] = bigquery_resource(settings)
     if lake.uri.startswith("gs://") or settings.warehouse == "bigquery":
+        from taxi_assets.defs.gcp_resources import GCSResource, bigquery_resource  # (dagster-gcp: only when used)
+
+        if settings.warehouse == "bigquery":
+            clients["bigquery"] = bigquery_resource(settings)
         clients["gcs"] = GCSResource(project=settings.bq_project, keyfile=keyfile, emulator_host=settings.storage_emulator_host)
     warehouse = build_warehouse(settings, clients.get("postgres"), clients.get("bigquery"))
     return {

@@ -3,6 +3,8 @@ settings read the environment; dev tooling stays out of the package and the imag
 grows past ~400 lines."""
 
 import ast
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +85,26 @@ def test_no_source_file_is_longer_than_a_reader_can_hold():
         if (n := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert not long, long
+
+
+@pytest.mark.parametrize(
+    ("env", "loaded", "not_loaded"),
+    [
+        ({}, set(), {"dagster_gcp", "google.cloud.bigquery", "matplotlib"}),
+        ({"TAXI_WAREHOUSE": "bigquery", "TAXI_BQ_PROJECT": "taxi-assets-test"}, {"dagster_gcp"}, {"matplotlib"}),
+    ],
+    ids=["embedded-default", "bigquery"],
+)
+def test_loading_the_code_location_imports_only_what_its_settings_use(env, loaded, not_loaded):
+    """Every run starts a Python that loads the code location: Google's clients and matplotlib
+    (~1 s of it) come in only when the settings use Google Cloud, and when a mart step draws."""
+    code = (
+        "import json, sys\nfrom taxi_assets.definitions import build_definitions\n"
+        "defs = build_definitions()\n"
+        "print(json.dumps([sorted(defs.resources), sorted(m for m in sys.modules if m in ('dagster_gcp', 'google.cloud.bigquery', 'matplotlib'))]))"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TAXI_", "BIGQUERY_", "STORAGE_EMULATOR"))}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, check=True).stdout
+    resources, imported_modules = json.loads(out)
+    assert loaded <= set(imported_modules) and not (not_loaded & set(imported_modules)), out
+    assert ("bigquery" in resources and "gcs" in resources) == ("TAXI_WAREHOUSE" in env), resources

@@ -11,20 +11,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import dagster_gcp
 import psycopg
 from pydantic import Field, PrivateAttr
 
-from taxi_assets.storage import gcp
 from taxi_assets.storage.http import DEADLINE_SECONDS, DownloadError, DownloadResult, download_file
 from taxi_assets.storage.lake import Lake
-from taxi_assets.settings import GCP_KEYFILE_ENV, POSTGRES_PIECE_ENVS, POSTGRES_URL_ENV, Settings
+from taxi_assets.settings import POSTGRES_PIECE_ENVS, POSTGRES_URL_ENV, Settings
 from taxi_assets.storage.warehouse.base import Warehouse, validate_identifier
 from taxi_assets.storage.warehouse.duckdb import DuckDBWarehouse
 from taxi_assets.tlc.services import SOURCE_FORMATS, Service
 from taxi_assets.tlc.sources import TLC_PARQUET_URL, TLC_ZONES_URL
+
+if TYPE_CHECKING:
+    from taxi_assets.defs.gcp_resources import BigQueryResource
 
 
 def resolve(value: object) -> object:
@@ -134,28 +136,6 @@ class PostgresResource(dg.ConfigurableResource):
         return PostgresWarehouse(schema_name=schema_name, **self.connection_fields(), **options)
 
 
-class BigQueryResource(dagster_gcp.BigQueryResource):
-    """dagster-gcp's BigQueryResource, with a key file path instead of base64 credentials, and the
-    BigQuery emulator when `emulator_host` is set."""
-
-    keyfile: str | None = Field(default=None, description="service-account key file, as dg.EnvVar('TAXI_GCP_KEYFILE')")
-    emulator_host: str | None = Field(default=None, description="the emulator's address (BIGQUERY_EMULATOR_HOST)")
-
-    @contextlib.contextmanager
-    def get_client(self):
-        yield gcp.bigquery_client(self.project, self.location, resolve(self.keyfile), self.emulator_host)
-
-
-class GCSResource(dagster_gcp.GCSResource):
-    """dagster-gcp's GCSResource, with a key file path and fake-gcs-server when `emulator_host` is set."""
-
-    keyfile: str | None = Field(default=None, description="service-account key file, as dg.EnvVar('TAXI_GCP_KEYFILE')")
-    emulator_host: str | None = Field(default=None, description="fake-gcs-server's address (STORAGE_EMULATOR_HOST)")
-
-    def get_client(self):
-        return gcp.storage_client(resolve(self.keyfile), self.emulator_host)
-
-
 # -- the warehouse ---------------------------------------------------------------------------------
 class WarehouseResource(dg.ConfigurableResource):
     """Where the tables are; `backend` is the storage object every write and read goes through."""
@@ -199,42 +179,15 @@ class PostgresWarehouseResource(WarehouseResource):
         )
 
 
-class BigQueryWarehouseResource(WarehouseResource):
-    """BigQuery: tables partitioned by month, each month replaced by one job."""
-
-    bigquery: BigQueryResource
-    replace_mode: str = Field(default="auto", description="auto | partition_load | merge")
-
-    def _build(self) -> Warehouse:
-        from taxi_assets.storage.warehouse.bigquery import BigQueryWarehouse
-
-        warehouse = BigQueryWarehouse(
-            project=self.bigquery.project,
-            schema_name=self.schema_name,
-            location=self.bigquery.location or "US",
-            credentials_file=resolve(self.bigquery.keyfile),
-            replace_mode=self.replace_mode,
-            emulator_host=self.bigquery.emulator_host,
-        )
-        warehouse.validate_names()
-        return warehouse
-
-
 def build_warehouse(settings: Settings, postgres: PostgresResource | None = None, bigquery: BigQueryResource | None = None) -> WarehouseResource:
     # Refused here, when the code location loads: not at the warehouse step, after the lake steps ran.
     validate_identifier(settings.warehouse_schema, "TAXI_WAREHOUSE_SCHEMA")
     if settings.warehouse == "postgres":
         return PostgresWarehouseResource(postgres=postgres or postgres_resource(settings), schema_name=settings.warehouse_schema)
     if settings.warehouse == "bigquery":
-        if not settings.bq_project:
-            raise ValueError("TAXI_WAREHOUSE=bigquery needs TAXI_BQ_PROJECT (and TAXI_BQ_DATASET, TAXI_BQ_LOCATION)")
-        warehouse = BigQueryWarehouseResource(
-            bigquery=bigquery or bigquery_resource(settings),
-            schema_name=settings.bq_dataset or settings.warehouse_schema,
-            replace_mode=settings.bq_replace_mode,
-        )
-        warehouse.backend.validate_names()  # a bad dataset or project fails here, before any job
-        return warehouse
+        from taxi_assets.defs.gcp_resources import build_bigquery_warehouse  # (dagster-gcp: only when used)
+
+        return build_bigquery_warehouse(settings, bigquery)
     return DuckDBWarehouseResource(path=settings.duckdb_path, schema_name=settings.warehouse_schema)
 
 
@@ -242,12 +195,3 @@ def postgres_resource(settings: Settings) -> PostgresResource:
     """Every connection variable that is set, as a dg.EnvVar (read when a run connects)."""
     names = {POSTGRES_URL_ENV: "url", **{var: name for name, var in POSTGRES_PIECE_ENVS.items()}}
     return PostgresResource(**{names[var]: dg.EnvVar(var) for var in settings.postgres_env})
-
-
-def bigquery_resource(settings: Settings) -> BigQueryResource:
-    return BigQueryResource(
-        project=settings.bq_project,
-        location=settings.bq_location,
-        keyfile=dg.EnvVar(GCP_KEYFILE_ENV) if settings.gcp_keyfile_set else None,
-        emulator_host=settings.bigquery_emulator_host,
-    )
