@@ -63,15 +63,23 @@ def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
     from pathlib import Path
 
     import yaml
+    import dagster as dg
     from dagster._core.instance.config import dagster_instance_config
 
     home = tmp_path / "dagster_home"
     repo = Path(__file__).resolve().parents[2]
     subprocess.run(["make", "-s", f"{home}/dagster.yaml", f"DAGSTER_HOME={home}"], cwd=repo, check=True)
     assert yaml.safe_load((home / "dagster.yaml").read_text()) == {
-        "telemetry": {"enabled": False}, "python_logs": {"python_log_level": "INFO"}
+        "telemetry": {"enabled": False},
+        "python_logs": {"python_log_level": "INFO"},
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator", "config": {"dequeue_interval_seconds": 1}
+        },
     }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         config, _ = dagster_instance_config(str(home))
     assert config["telemetry"] == {"enabled": False}
+    # a backfill's queued runs start within a second of a free slot, not Dagster's five
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
