@@ -22,16 +22,20 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # The embedded default's instance config: SQLite under DAGSTER_HOME (Dagster's default), telemetry
-# off, run output in the terminal at INFO (the UI's event log keeps every event), and queued runs
+# off, run output in the terminal at INFO (the UI's event log keeps every event), queued runs
 # started within a second of a free slot (Dagster looks every 5 s: ~2.5 s lost per run of a
-# backfill). Written once; without it every command warns that there is no instance config.
+# backfill), and at most MAX_RUNS runs at once: a month's run keeps about two cores busy and holds
+# ~0.8 GB, and the DuckDB file takes one writer at a time, so Dagster's default of 10 made a
+# backfill slower and 2.2x larger on 2 cores (benchmarks/README.md). Written once; without it every
+# command warns that there is no instance config.
+MAX_RUNS ?= $(shell $(PYTHON) -c 'import os; print(max(2, (os.cpu_count() or 2) // 2))')
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
 	@printf '%s\n' '# The embedded default instance: runs, events and schedules in SQLite under this folder.' \
 	  '# Written by make (the deployment'"'"'s, on Postgres, is deploy/dagster.yaml).' \
 	  'telemetry:' '  enabled: false' 'python_logs:' '  python_log_level: INFO' \
 	  'run_coordinator:' '  module: dagster._core.run_coordinator' '  class: QueuedRunCoordinator' \
-	  '  config:' '    dequeue_interval_seconds: 1' > $@
+	  '  config:' '    max_concurrent_runs: $(MAX_RUNS)' '    dequeue_interval_seconds: 1' > $@
 
 ## make demo: offline mirror -> local HTTP server -> every asset for 3 months of yellow and green
 ## (at a real month's size: make demo ROWS=3000000; other months: MONTHS=2023-01..2023-06)

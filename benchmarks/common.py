@@ -77,6 +77,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def embedded_max_runs() -> int:
+    """Runs at once on make's embedded instance (the Makefile's MAX_RUNS): half the cores, at least 2."""
+    return max(2, (os.cpu_count() or 2) // 2)
+
+
 def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

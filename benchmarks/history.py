@@ -87,8 +87,8 @@ def project(rows: list[dict[str, Any]], warehouse: str, overhead_seconds_per_mon
 
 
 def overhead_per_month(rows: list[dict[str, Any]]) -> float | None:
-    """Dagster's own seconds per month in the daemon backfill (wall time not spent in steps)."""
+    """Dagster's own seconds per month in the daemon backfill (wall time beyond the data work)."""
     for row in rows:
-        if row["variant"] == "backfill-daemon" and row["ok"] and row["seconds"]:
-            return (row["seconds"] - row["step_seconds_total"]) / row["months"]
+        if row["variant"] == "backfill-daemon" and row["ok"] and row["seconds"] and row.get("data_work_seconds"):
+            return max(row["seconds"] - row["data_work_seconds"], 0.0) / row["months"]
     return None

@@ -25,8 +25,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r.get("months_per_minute") is not None:
             log(f"{r['variant']} ({r.get('warehouse')}): {r['months']} months, {r['months_per_minute']} months/min; "
-                f"step work {r['step_seconds_total']} s of {r['run_seconds_total']} run-s; "
-                f"Dagster overhead {_pct(r.get('dagster_overhead_share'))} of wall "
+                f"steps {r['step_seconds_total']} s of {r['run_seconds_total']} run-s; data work "
+                f"{r.get('data_work_seconds') if r.get('data_work_seconds') is not None else '-'} s "
+                f"({r.get('data_work_from')}); Dagster overhead {_pct(r.get('dagster_overhead_share'))} of wall "
                 f"({_pct(r.get('overhead_share_of_run_time'))} inside runs)")
 
 

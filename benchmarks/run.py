@@ -64,6 +64,7 @@ from benchmarks.common import (
     YELLOW_MONTH,
     Result,
     _loadavg,
+    embedded_max_runs,
     _month_list,
     _r,
     _read_json,
@@ -259,8 +260,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--months", type=int, help=f"months in the backfill (default {FULL['months']})")
     parser.add_argument("--backfill-rows", type=int,
                         help=f"rows of each backfill month (default {FULL['backfill_rows']:,})")
-    parser.add_argument("--backfill-concurrency", type=int, default=1,
-                        help="max concurrent runs of the daemon backfill (default 1: 2 cores, and a run uses both)")
+    parser.add_argument("--backfill-concurrency", type=int, default=embedded_max_runs(),
+                        help="max concurrent runs of the daemon backfill (default: as make's instance, half the "
+                             f"cores and at least 2: {embedded_max_runs()} here)")
     parser.add_argument("--skip", default="", help=f"comma-separated variants to leave out: {', '.join(VARIANTS)}")
     parser.add_argument("--backfill", choices=("daemon", "in-process", "both"),
                         help="how the backfill runs: through dagster-daemon (default; falls back to in-process "

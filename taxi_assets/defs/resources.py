@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import psycopg
 from pydantic import Field, PrivateAttr
 
 from taxi_assets.storage.http import DEADLINE_SECONDS, DownloadError, DownloadResult, download_file
@@ -26,6 +25,8 @@ from taxi_assets.tlc.services import SOURCE_FORMATS, Service
 from taxi_assets.tlc.sources import TLC_PARQUET_URL, TLC_ZONES_URL
 
 if TYPE_CHECKING:
+    import psycopg
+
     from taxi_assets.defs.gcp_resources import BigQueryResource
 
 

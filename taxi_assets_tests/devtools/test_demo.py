@@ -58,6 +58,7 @@ def test_demo_serves_on_dev_offlines_port_so_recorded_urls_open_again(tmp_path, 
 
 
 def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
+    import os
     import subprocess
     import warnings
     from pathlib import Path
@@ -66,14 +67,21 @@ def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
     import dagster as dg
     from dagster._core.instance.config import dagster_instance_config
 
+    from benchmarks.common import embedded_max_runs
+
     home = tmp_path / "dagster_home"
     repo = Path(__file__).resolve().parents[2]
+    # half the cores, at least 2 (not Dagster's 10): what the bench's daemon backfill runs with too
+    runs = max(2, (os.cpu_count() or 2) // 2)
+    assert embedded_max_runs() == runs
     subprocess.run(["make", "-s", f"{home}/dagster.yaml", f"DAGSTER_HOME={home}"], cwd=repo, check=True)
     assert yaml.safe_load((home / "dagster.yaml").read_text()) == {
         "telemetry": {"enabled": False},
         "python_logs": {"python_log_level": "INFO"},
         "run_coordinator": {
-            "module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator", "config": {"dequeue_interval_seconds": 1}
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"max_concurrent_runs": runs, "dequeue_interval_seconds": 1},
         },
     }
     with warnings.catch_warnings():
@@ -83,3 +91,4 @@ def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
     # a backfill's queued runs start within a second of a free slot, not Dagster's five
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == runs

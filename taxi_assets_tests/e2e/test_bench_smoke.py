@@ -113,3 +113,33 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert backfill["months"] == QUICK["months"] and backfill["months_per_minute"] > 0
     assert 0 <= backfill["overhead_share_of_run_time"] <= 1
     assert "x zoomcamp" in done.stdout  # the table was printed
+    assert backfill["data_work_seconds"] == pytest.approx(backfill["step_seconds_total"], abs=0.01)
+
+
+def test_runs_side_by_side_are_measured_against_the_work_their_steps_take_alone() -> None:
+    """Two runs at once stretch each other's steps (they share the cores): the backfill's overhead is
+    the wall time beyond what the same job's steps take alone, not beyond the stretched steps."""
+    from types import SimpleNamespace
+
+    from benchmarks.common import Result
+    from benchmarks.daemon import _backfill_extra, work_alone_seconds
+    from benchmarks.history import overhead_per_month
+
+    alone = Result("dagster-in-process", "yellow", "parquet", 3_000_000, 9.0, 700.0, warehouse="duckdb", scope="job",
+                   extra={"steps_seconds": 8.0})
+    other = Result("dagster-in-process", "yellow", "parquet", 3_000_000, 20.0, 700.0, warehouse="postgres", scope="job",
+                   extra={"steps_seconds": 15.0})
+    bench = SimpleNamespace(results=[other, alone], args=SimpleNamespace(backfill_warehouse="duckdb"))
+    work = work_alone_seconds(bench, 24, 1_500_000)
+    assert work == pytest.approx(96.0)  # 24 months of half the rows, at the DuckDB job's rate
+    # 24 months in 120 s of wall; the runs' steps, stretched by sharing the cores, add up to 150 s
+    row = {"variant": "backfill-daemon", "ok": True, "seconds": 120.0,
+           **_backfill_extra(24, 120.0, 150.0, 160.0, {}, work)}
+    assert row["data_work_seconds"] == pytest.approx(96.0)
+    assert row["dagster_overhead_share"] == pytest.approx(0.2)
+    assert overhead_per_month([row]) == pytest.approx(1.0)
+    # nothing to measure against: no figure rather than a flattering one
+    unmeasured = _backfill_extra(24, 120.0, 150.0, 160.0, {}, None)
+    assert unmeasured["dagster_overhead_share"] is None
+    assert overhead_per_month([{**row, **unmeasured}]) is None
+    assert work_alone_seconds(SimpleNamespace(results=[other], args=bench.args), 24, 3_000_000) is None
