@@ -30,7 +30,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from taxi_assets.storage import gcp
-from taxi_assets.storage.manifests import HIVE_NULL, PARQUET_WRITE_OPTIONS, Manifest, ManifestMonths, new_version
+from taxi_assets.storage.manifests import HIVE_NULL, Manifest, ManifestMonths, new_version, parquet_write_options
 
 
 
@@ -196,4 +196,4 @@ class Lake(ManifestMonths):
             yield target
 
 
-__all__ = ["HIVE_NULL", "PARQUET_WRITE_OPTIONS", "Lake", "Manifest", "new_version"]
+__all__ = ["HIVE_NULL", "Lake", "Manifest", "new_version", "parquet_write_options"]

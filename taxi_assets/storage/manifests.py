@@ -26,9 +26,18 @@ import pyarrow.parquet as pq
 
 from taxi_assets.storage.overlapped_writes import OverlappedWrites
 
-#: zstd level 1: a tenth larger than level 3 and a third faster to write (the lake is written
-#: twice a month per service; reads decompress at the same speed).
-PARQUET_WRITE_OPTIONS = dict(compression="zstd", compression_level=1)
+def parquet_write_options(schema: pa.Schema) -> dict[str, object]:
+    """How the lake writes parquet. zstd level 1: a tenth larger than level 3 and a third faster to
+    write (the lake is written twice a month per service; reads decompress at the same speed). No
+    dictionary for timestamp columns: a month's trip times (to the second) overflow it, so Arrow
+    built one only to fall back to plain pages. Without it, a 2.8M-row yellow month wrote in 1.06
+    against 1.87 s, read back in 0.59 against 0.72 s, 57 against 68 MB (2M fhvhv rows: 1.46 / 1.71 s,
+    52 / 69 MB)."""
+    return {
+        "compression": "zstd",
+        "compression_level": 1,
+        "use_dictionary": [f.name for f in schema if not pa.types.is_timestamp(f.type)],
+    }
 
 
 def new_version() -> str:
@@ -108,7 +117,7 @@ def _write_hive_folders(
                     if writer is None:
                         folder = stage / f"{partition_column}={HIVE_NULL if value is None else value}"
                         folder.mkdir(parents=True, exist_ok=True)
-                        writer = pq.ParquetWriter(folder / f"{basename}-0.parquet", file_schema, **PARQUET_WRITE_OPTIONS)
+                        writer = pq.ParquetWriter(folder / f"{basename}-0.parquet", file_schema, **parquet_write_options(file_schema))
                         writers[value] = writer
                     slices.append((writer, batch.slice(start, end - start).drop_columns([partition_column])))
                     start = end

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from taxi_assets.storage.lake import Lake
-from taxi_assets.storage.manifests import _in_order
+from taxi_assets.storage.manifests import _in_order, parquet_write_options
 
 SCHEMA = pa.schema([("trip", pa.int64()), ("pickup_date", pa.date32())])
 
@@ -55,6 +55,35 @@ def test_each_day_file_holds_its_rows_in_the_batch_order(tmp_path, days):
     for trip, day in enumerate(days):
         want.setdefault(f"pickup_date={'__HIVE_DEFAULT_PARTITION__' if day is None else dt.date(2024, 1, day)}", []).append(trip)
     assert got == want
+
+
+def _dictionary_encoded(path) -> dict[str, bool]:
+    meta = pq.ParquetFile(path).metadata
+    row_group = meta.row_group(0)
+    return {
+        row_group.column(i).path_in_schema: any("DICTIONARY" in e for e in row_group.column(i).encodings)
+        for i in range(meta.num_columns)
+    }
+
+
+def test_day_files_keep_trip_times_out_of_the_dictionary_and_read_back_equal(tmp_path):
+    """A month's trip times overflow a parquet dictionary (Arrow then falls back to plain pages
+    after building it): timestamps are written plain, every other column dictionary-encoded."""
+    schema = pa.schema([("pickup_datetime", pa.timestamp("us")), ("zone", pa.string()), ("pickup_date", pa.date32())])
+    start = dt.datetime(2024, 1, 1)
+    rows = 5000
+    times = [start + dt.timedelta(seconds=17 * i) for i in range(rows)]
+    batch = pa.record_batch(
+        [pa.array(times, pa.timestamp("us")), pa.array([f"zone {i % 7}" for i in range(rows)]), pa.array([t.date() for t in times], pa.date32())],
+        schema=schema,
+    )
+    lake = Lake(str(tmp_path / "lake"))
+    manifest = lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", iter([batch]), schema, "pickup_date")
+    files = [tmp_path / "lake/trips/yellow" / e.path for e in manifest.files]
+    assert len(files) == 1 and all(_dictionary_encoded(f) == {"pickup_datetime": False, "zone": True} for f in files)
+    back = pa.concat_tables(pq.read_table(f) for f in files)
+    assert back.column("pickup_datetime").to_pylist() == times and back.column("zone").to_pylist() == batch.column(1).to_pylist()
+    assert parquet_write_options(schema)["use_dictionary"] == ["zone", "pickup_date"]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from taxi_assets.defs.partitions import asset_key
 from taxi_assets.defs.policies import ONE_MONTH_PER_RUN
 from taxi_assets.tlc.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
 from taxi_assets.storage.handles import LakeFile, StagedFile
-from taxi_assets.storage.lake import PARQUET_WRITE_OPTIONS, Lake, new_version
+from taxi_assets.storage.lake import Lake, new_version, parquet_write_options
 from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.metadata import column_schema, rejects_markdown, source_metadata, table_metadata
 from taxi_assets.storage.overlapped_writes import OverlappedWrites
@@ -208,8 +208,9 @@ def _write_and_audit(
     raw_path, kept_path, rejected_path = staged
     profile = MonthProfile()
     try:
-        kept_writer = pq.ParquetWriter(kept_path, service.schema, **PARQUET_WRITE_OPTIONS)
-        rejected_writer = pq.ParquetWriter(rejected_path, REJECTS_SCHEMA(service), **PARQUET_WRITE_OPTIONS)
+        kept_writer = pq.ParquetWriter(kept_path, service.schema, **parquet_write_options(service.schema))
+        rejects_schema = REJECTS_SCHEMA(service)
+        rejected_writer = pq.ParquetWriter(rejected_path, rejects_schema, **parquet_write_options(rejects_schema))
         # (the writes of one batch run while the next is read and cleaned; they finish before the files close)
         with kept_writer, rejected_writer, OverlappedWrites() as writes:
             for batch in iter_canonical_batches(raw_path, service, month, fmt, source_name=raw_path.name):

@@ -24,7 +24,7 @@ from taxi_assets.defs.io_managers.types import OUTPUT_TYPES, READABLE, from_data
 from taxi_assets.defs.metadata import parquet_metadata
 from taxi_assets.defs.resources import LakeResource
 from taxi_assets.storage.handles import DatePartitionedMonth, LakeFile, LakeMonthDataset, StagedFile
-from taxi_assets.storage.lake import HIVE_NULL, PARQUET_WRITE_OPTIONS, Lake
+from taxi_assets.storage.lake import HIVE_NULL, Lake, parquet_write_options
 from taxi_assets.tlc.months import month_label, parse_month
 
 _LAKE_TYPES = {**READABLE, ds.Dataset: "pyarrow.dataset.Dataset (lazy)", duckdb.DuckDBPyRelation: "duckdb.DuckDBPyRelation (lazy)"}
@@ -255,7 +255,7 @@ def _files_in(lake: Lake, folder: str) -> list[str]:
 
 def _write_parquet(rows: pa.Table | pa.RecordBatchReader, path: Path) -> None:
     reader = rows.to_reader() if isinstance(rows, pa.Table) else rows
-    with pq.ParquetWriter(path, reader.schema, **PARQUET_WRITE_OPTIONS) as writer:
+    with pq.ParquetWriter(path, reader.schema, **parquet_write_options(reader.schema)) as writer:
         for batch in reader:
             writer.write_batch(batch)
 
