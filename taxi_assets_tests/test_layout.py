@@ -90,19 +90,18 @@ def test_no_source_file_is_longer_than_a_reader_can_hold():
 @pytest.mark.parametrize(
     ("env", "loaded", "not_loaded"),
     [
-        ({}, set(), {"dagster_gcp", "google.cloud.bigquery", "matplotlib", "psycopg"}),
-        ({"TAXI_WAREHOUSE": "bigquery", "TAXI_BQ_PROJECT": "taxi-assets-test"}, {"dagster_gcp"}, {"matplotlib"}),
+        ({}, set(), {"dagster_gcp", "google.cloud.bigquery", "psycopg"}),
+        ({"TAXI_WAREHOUSE": "bigquery", "TAXI_BQ_PROJECT": "taxi-assets-test"}, {"dagster_gcp"}, {"psycopg"}),
     ],
     ids=["embedded-default", "bigquery"],
 )
 def test_loading_the_code_location_imports_only_what_its_settings_use(env, loaded, not_loaded):
-    """Every run starts a Python that loads the code location: Google's clients and matplotlib
-    (~1 s of it) come in only when the settings use Google Cloud, and when a mart step draws;
-    psycopg only when a step connects to Postgres."""
+    """Every run starts a Python that loads the code location: Google's clients (~1 s of it) come
+    in only when the settings use Google Cloud, psycopg only when a step connects to Postgres."""
     code = (
         "import json, sys\nfrom taxi_assets.definitions import build_definitions\n"
         "defs = build_definitions()\n"
-        "print(json.dumps([sorted(defs.resources), sorted(m for m in sys.modules if m in ('dagster_gcp', 'google.cloud.bigquery', 'matplotlib', 'psycopg'))]))"
+        "print(json.dumps([sorted(defs.resources), sorted(m for m in sys.modules if m in ('dagster_gcp', 'google.cloud.bigquery', 'psycopg'))]))"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TAXI_", "BIGQUERY_", "STORAGE_EMULATOR"))}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, check=True).stdout

@@ -87,10 +87,10 @@ def test_after_the_demo_the_offline_ui_loads_a_new_month_and_shows_the_demos_run
         published = pq.ParquetFile(raw).metadata.num_rows  # the mirror's own size for a month made on request
         assert 0.8 * published < landed < published
 
-        # the mart's page: the month's picture, a real PNG in the page
+        # the mart's page: the month's picture, an SVG the UI shows as an image
         open_page(page, f"{url}/assets/yellow/daily_zone_mart?view=events&partition=2023-06")
         page.locator("tr", has_text="chart").get_by_text("Show Markdown").click()  # the UI opens markdown in a dialog
-        chart = page.locator("img[src^='data:image/png;base64,']").first
+        chart = page.locator("img[src^='data:image/svg+xml;base64,']").first
         chart.wait_for()
         assert chart.evaluate("img => img.naturalWidth") >= 800
         shot(page, "second-hour-mart-chart.png", full_page=True)

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from taxi_assets.defs.catalog import OWNERS, catalog_tags
-from taxi_assets.defs.charts import month_chart_png, png_markdown
+from taxi_assets.defs.charts import month_chart_svg, svg_markdown
 from taxi_assets.defs.metadata import column_schema, warehouse_table_metadata
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
@@ -54,7 +54,7 @@ def build_mart(service: Service) -> dg.AssetsDefinition:
                 "trips": sum(n for _, n in days),
                 "pickup_days": len(days),
                 "busiest_zone_trips": zones[0][1] if zones else 0,
-                "chart": dg.MetadataValue.md(png_markdown(month_chart_png(title, days, zones), f"{title} trips per day and busiest zones")),
+                "chart": dg.MetadataValue.md(svg_markdown(month_chart_svg(title, days, zones), f"{title} trips per day and busiest zones")),
             }
         )
 
