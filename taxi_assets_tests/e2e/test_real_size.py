@@ -17,6 +17,7 @@ from devtools.mirror import MirrorServer
 from taxi_assets.tlc.months import parse_month
 
 from taxi_assets_tests.conftest import make_pipeline
+from taxi_assets_tests.storage.test_lake import dictionary_encoded
 
 ROWS = 1_500_000
 MONTH = "2021-01"
@@ -45,12 +46,12 @@ def figures(pipeline) -> tuple:
 def load_twice(pipeline) -> None:
     assert pipeline.run("zones").success
     assert pipeline.run("yellow", MONTH).success
-    kept = pq.read_metadata(pipeline.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")).num_rows
+    cleaned = pipeline.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")
+    kept = pq.read_metadata(cleaned).num_rows
     rejected = pq.read_metadata(pipeline.lake.local_path(f"rejects/yellow/yellow_{MONTH}.parquet")).num_rows
     assert kept + rejected == ROWS and kept > ROWS * 0.9
     # a real month's trip times would overflow a dictionary: the lake writes them plain
-    chunks = pq.read_metadata(pipeline.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")).row_group(0)
-    encoded = {chunks.column(i).path_in_schema: any("DICTIONARY" in e for e in chunks.column(i).encodings) for i in range(chunks.num_columns)}
+    encoded = dictionary_encoded(cleaned)
     assert not encoded["pickup_datetime"] and not encoded["dropoff_datetime"] and encoded["pickup_location_id"], encoded
     first = figures(pipeline)
     assert first[0] == kept == pipeline.warehouse.count("yellow_trips", parse_month(MONTH))

@@ -57,7 +57,8 @@ def test_each_day_file_holds_its_rows_in_the_batch_order(tmp_path, days):
     assert got == want
 
 
-def _dictionary_encoded(path) -> dict[str, bool]:
+def dictionary_encoded(path) -> dict[str, bool]:
+    """Per column of a parquet file's first row group: dictionary-encoded or not."""
     meta = pq.ParquetFile(path).metadata
     row_group = meta.row_group(0)
     return {
@@ -80,7 +81,7 @@ def test_day_files_keep_trip_times_out_of_the_dictionary_and_read_back_equal(tmp
     lake = Lake(str(tmp_path / "lake"))
     manifest = lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", iter([batch]), schema, "pickup_date")
     files = [tmp_path / "lake/trips/yellow" / e.path for e in manifest.files]
-    assert len(files) == 1 and all(_dictionary_encoded(f) == {"pickup_datetime": False, "zone": True} for f in files)
+    assert len(files) == 1 and all(dictionary_encoded(f) == {"pickup_datetime": False, "zone": True} for f in files)
     back = pa.concat_tables(pq.read_table(f) for f in files)
     assert back.column("pickup_datetime").to_pylist() == times and back.column("zone").to_pylist() == batch.column(1).to_pylist()
     assert parquet_write_options(schema)["use_dictionary"] == ["zone", "pickup_date"]
