@@ -69,7 +69,8 @@ def child_pipeline(args: argparse.Namespace) -> int:
     from taxi_assets.settings import Settings
 
     imported = time.perf_counter()
-    defs = build_definitions(Settings.from_env())
+    settings = Settings.from_env()
+    defs = build_definitions(settings)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     out: dict[str, Any] = {"import_seconds": imported - started}
     with dg.DagsterInstance.get() as instance:
@@ -101,6 +102,9 @@ def child_pipeline(args: argparse.Namespace) -> int:
                 data = failure.event_specific_data if failure else None
                 runs[-1]["error"] = getattr(getattr(data, "error", None), "message", "see the run log")
         out["work_seconds"] = time.perf_counter() - work_started
+    # What the months left in the lake (raw, cleaned, rejected, date folders): what a GCS lake would upload.
+    local = "://" not in settings.lake_uri
+    out["lake_bytes"] = sum(f.stat().st_size for f in Path(settings.lake_uri).rglob("*.parquet")) if local else None
     out["runs"] = runs
     out["ok"] = all(r["success"] for r in runs)
     Path(args.result).write_text(json.dumps(out))
@@ -114,7 +118,8 @@ def child_zones(args: argparse.Namespace) -> int:
     from taxi_assets.definitions import build_definitions
     from taxi_assets.settings import Settings
 
-    defs = build_definitions(Settings.from_env())
+    settings = Settings.from_env()
+    defs = build_definitions(settings)
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("zones").execute_in_process(instance=instance, raise_on_error=False)
     return 0 if result.success else 1

@@ -47,6 +47,27 @@ def print_projection(rows: list[dict[str, Any]]) -> None:
             f"({p['rows_per_s']:,} rows/s blended; per service {p['per_service_hours']})"
             + (f", {with_dagster:.1f} h with the daemon's measured overhead of {p['overhead_seconds_per_month']} s a month"
                if with_dagster is not None else ""))
+    elsewhere = projections[0].get("elsewhere")
+    if elsewhere:
+        log(_elsewhere_line(elsewhere))
+
+
+def _elsewhere_line(e: dict[str, Any]) -> str:
+    """The model of `benchmarks.history.project_elsewhere`, in words and figures."""
+    machines = "; ".join(
+        f"{cores} cores: " + ", ".join(f"{w} {h:.1f} h" for w, h in figures.items()) for cores, figures in e["hours_on_cores"].items()
+    )
+    line = (f"carried to bigger machines (same speed per core, {e['cores_per_month']} cores a month, months side by side, "
+            f"DuckDB's warehouse steps one at a time): {machines}")
+    if "duckdb_warehouse_floor_hours" in e:
+        line += (f" (DuckDB's warehouse steps alone: {e['duckdb_warehouse_floor_hours']:.1f} h at this machine's speed; "
+                 "its insert uses every core it is given, so this floor is pessimistic)")
+    if bq := e.get("bigquery"):
+        machine = ", ".join(f"{cores} cores {h:.1f} h" for cores, h in bq["machine_hours_on_cores"].items())
+        line += (f"\non BigQuery: this machine does the lake work and uploads {bq['upload_gb']:,.0f} GB "
+                 f"({bq['upload_hours']:.1f} h at {bq['upload_gbit_per_s']:g} Gbit/s): {machine}; "
+                 "plus BigQuery's own load and query jobs, which cannot be measured here")
+    return line
 
 
 def _pct(v: float | None) -> str:

@@ -74,7 +74,7 @@ from benchmarks.common import (
     postgres,
 )
 from benchmarks.daemon import backfill_daemon, backfill_in_process
-from benchmarks.history import overhead_per_month, project
+from benchmarks.history import projections
 from benchmarks.peers import DLT_VERSION, compare_with_dlt, dlt_child, dlt_result
 from benchmarks.report import print_projection, print_table
 from benchmarks.rss import run_sampled
@@ -207,6 +207,7 @@ class Bench:
                 "steps": steps,
                 "checks": median.get("checks"),
                 "import_seconds": _r(out.get("import_seconds")),
+                "lake_bytes": out.get("lake_bytes"),
                 "error": next((r["error"] for r in runs if r.get("error")), None),
                 "log": str(log_path),
             },
@@ -402,8 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows = [r.as_json(baseline) for r in bench.results]
     compare_with_dlt(rows)
-    overhead = overhead_per_month(rows)
-    rows += [p for warehouse in args.warehouses if (p := project(rows, warehouse, overhead)) is not None]
+    rows += projections(rows, args.warehouses)
     rows = [{**row, **common} for row in rows]
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"bench-{started_at:%Y%m%dT%H%M%SZ}{'-quick' if args.quick else ''}.json"

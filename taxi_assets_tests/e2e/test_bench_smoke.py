@@ -90,6 +90,12 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
         assert projection["rows"] == taxis + hire
         assert projection["seconds"] == pytest.approx(taxis / yellow_rate + hire / fhvhv_rate, rel=1e-3)
     assert "projected on this machine, duckdb" in done.stdout
+    # ... and carried to bigger machines and to BigQuery, from the steps and the lake this run measured
+    assert all(r["lake_bytes"] > 0 for r in measured if r["variant"] == "dagster-in-process")
+    elsewhere = by_variant[("projection", "all", "parquet", "whole-history", "duckdb")]["elsewhere"]
+    assert elsewhere["bigquery"]["upload_gb"] > 0
+    assert elsewhere["hours_on_cores"]["8"]["duckdb"] >= elsewhere["duckdb_warehouse_floor_hours"] > 0
+    assert "carried to bigger machines" in done.stdout and "on BigQuery" in done.stdout
 
     # rows: what the generator wrote, read back by each variant
     mirror = tmp_path / "bench" / "mirror" / "quick"
@@ -143,3 +149,42 @@ def test_runs_side_by_side_are_measured_against_the_work_their_steps_take_alone(
     assert unmeasured["dagster_overhead_share"] is None
     assert overhead_per_month([{**row, **unmeasured}]) is None
     assert work_alone_seconds(SimpleNamespace(results=[other], args=bench.args), 24, 3_000_000) is None
+
+
+def test_the_history_is_carried_to_bigger_machines_and_to_bigquery_from_the_measured_steps() -> None:
+    """Lake work spreads over months side by side; DuckDB's warehouse steps stay one at a time (a
+    floor on any machine); on BigQuery the machine does the lake work and uploads the lake."""
+    from benchmarks.history import RATE_FROM, project_elsewhere
+
+    def job(warehouse: str, service: str, rows: int, seconds: float, steps: dict[str, float], bytes_per_row: int) -> dict:
+        return {"variant": "dagster-in-process", "scope": "job", "format": "parquet", "ok": True, "warehouse": warehouse,
+                "service": service, "rows": rows, "rows_per_s": rows / seconds,
+                "steps": {f"{service}__{k}": v for k, v in steps.items()}, "lake_bytes": rows * bytes_per_row}
+
+    yellow_steps = {"ingest": 2.0, "trips_by_pickup_date": 1.0, "trips_table": 2.0, "rejects_summary": 0.5,
+                    "daily_zone_mart": 0.4, "daily_zone_mart_trips_add_up": 0.1}  # half of it in the warehouse
+    fhvhv_steps = {"ingest": 10.0, "trips_by_pickup_date": 10.0, "trips_table": 25.0, "daily_zone_mart": 5.0}  # 60 %
+    rows = [
+        job("duckdb", "yellow", 3_000_000, 6.0, yellow_steps, 40), job("duckdb", "fhvhv", 20_000_000, 50.0, fhvhv_steps, 30),
+        job("postgres", "yellow", 3_000_000, 10.0, yellow_steps, 40), job("postgres", "fhvhv", 20_000_000, 80.0, fhvhv_steps, 30),
+    ]
+    taxis = sum(e.rows for e in HISTORY if RATE_FROM[e.service] == "yellow")
+    hire = sum(e.rows for e in HISTORY if RATE_FROM[e.service] == "fhvhv")
+    duck = taxis / 500_000 + hire / 400_000
+    duck_lake = taxis / 500_000 * 0.5 + hire / 400_000 * 0.4
+    pg = taxis / 300_000 + hire / 250_000
+    e = project_elsewhere(rows)
+    hours = lambda s: pytest.approx(s / 3600, abs=0.01)  # noqa: E731
+    assert e["duckdb_warehouse_floor_hours"] == hours(duck - duck_lake)
+    on = e["hours_on_cores"]
+    assert on["8"]["duckdb"] == hours(max(duck / 4, duck - duck_lake))
+    assert on["32"]["duckdb"] == hours(duck - duck_lake)  # 16 months at once: the warehouse is the bound
+    assert on["8"]["postgres"] == hours(pg / 4) and on["32"]["postgres"] == hours(pg / 16)
+    upload = taxis * 40 + hire * 30
+    bq = e["bigquery"]
+    assert bq["upload_gb"] == pytest.approx(upload / 1e9, abs=0.1)
+    assert bq["machine_hours_on_cores"]["2"] == hours(max(duck_lake, upload * 8 / 1e9))
+    assert bq["machine_hours_on_cores"]["32"] == hours(max(duck_lake / 16, upload * 8 / 1e9))
+    # a run that measured only one warehouse's jobs projects that one; none at all, nothing
+    assert set(project_elsewhere(rows[:2])["hours_on_cores"]["8"]) == {"duckdb"}
+    assert project_elsewhere([]) is None
