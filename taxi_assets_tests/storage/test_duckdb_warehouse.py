@@ -169,3 +169,28 @@ def test_the_embedded_defaults_memory_limit_reaches_its_connections(tmp_path):
             assert _memory_limit(con) == _as_duckdb_shows(expected)
         with wh.connect(read_only=True) as con:
             assert _memory_limit(con) == _as_duckdb_shows(expected)
+
+
+def test_code_columns_are_stored_dictionary_encoded_and_other_text_is_left_to_duckdb(tmp_path):
+    from taxi_assets.storage.warehouse.base import TableSpec
+
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    n = 60_000
+    # every value distinct and long: DuckDB on its own picks FSST for such text, never a dictionary
+    text = pa.array([f"a long and different description of trip number {i:08d}" for i in range(n)])
+    rows = TableSource.from_table(
+        pa.table({"trip": pa.array(range(n), pa.int64()), "base": text, "note": text, "source_month": pa.array([JAN] * n, pa.date32())})
+    )
+    assert wh.replace_month(TableSpec("t", code_columns=("base",)), JAN, rows) == n
+    with wh.connect(read_only=True) as con:
+        stored = dict(
+            con.execute(
+                "SELECT column_name, string_agg(DISTINCT compression, ',') FROM pragma_storage_info('ny_taxi.t') "
+                "WHERE segment_type = 'VARCHAR' GROUP BY column_name"
+            ).fetchall()
+        )
+        assert con.execute("SELECT count(DISTINCT base), count(*) FROM ny_taxi.t WHERE base = note").fetchone() == (n, n)
+    assert stored["base"] == "Dictionary"
+    assert "Dictionary" not in stored["note"]
+    # the spec travels as asset metadata: the code columns survive the round trip
+    assert TableSpec.from_dict(TableSpec("t", code_columns=("base",)).to_dict()).code_columns == ("base",)

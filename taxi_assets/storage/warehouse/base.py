@@ -56,6 +56,9 @@ class TableSpec:
     cluster_columns: tuple[str, ...] = ()
     #: Unpartitioned tables: the primary key.
     key_columns: tuple[str, ...] = ()
+    #: Text columns that hold a few codes or flags (a base number, Y/N): DuckDB stores them
+    #: dictionary-encoded without trying its other string compressions first.
+    code_columns: tuple[str, ...] = ()
     #: What the table holds and what its columns mean, kept as the engine's own comments (what
     #: `\d+` in psql, DuckDB's `duckdb_columns()` and BigQuery's schema show). Not in `to_dict`:
     #: in the UI the asset's description and column schema already carry them.
@@ -64,7 +67,8 @@ class TableSpec:
 
     def __post_init__(self) -> None:
         # The table's name is checked by each backend, by its own rules; columns are plain identifiers everywhere.
-        named = [self.month_column, *([self.time_column] if self.time_column else []), *self.cluster_columns, *self.key_columns]
+        named = [self.month_column, *([self.time_column] if self.time_column else []), *self.cluster_columns, *self.key_columns,
+                 *self.code_columns]
         for column in named + [c for group in self.index_columns for c in group]:
             if not _COLUMN.match(column):
                 raise ValueError(f"invalid column {column!r} in the spec of {self.name!r}: use letters, digits and underscores")
@@ -78,6 +82,7 @@ class TableSpec:
             "index_columns": [list(group) for group in self.index_columns],
             "cluster_columns": list(self.cluster_columns),
             "key_columns": list(self.key_columns),
+            "code_columns": list(self.code_columns),
         }
 
     @classmethod
@@ -89,6 +94,7 @@ class TableSpec:
             index_columns=tuple(tuple(group) for group in data.get("index_columns") or ()),
             cluster_columns=tuple(data.get("cluster_columns") or ()),
             key_columns=tuple(data.get("key_columns") or ()),
+            code_columns=tuple(data.get("code_columns") or ()),
         )
 
 
