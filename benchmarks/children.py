@@ -118,8 +118,7 @@ def child_zones(args: argparse.Namespace) -> int:
     from taxi_assets.definitions import build_definitions
     from taxi_assets.settings import Settings
 
-    settings = Settings.from_env()
-    defs = build_definitions(settings)
+    defs = build_definitions(Settings.from_env())
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("zones").execute_in_process(instance=instance, raise_on_error=False)
     return 0 if result.success else 1
