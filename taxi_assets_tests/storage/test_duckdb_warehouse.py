@@ -192,5 +192,17 @@ def test_code_columns_are_stored_dictionary_encoded_and_other_text_is_left_to_du
         assert con.execute("SELECT count(DISTINCT base), count(*) FROM ny_taxi.t WHERE base = note").fetchone() == (n, n)
     assert stored["base"] == "Dictionary"
     assert "Dictionary" not in stored["note"]
+    # a code column a later schema brings is added with the same hint
+    later = TableSource.from_table(
+        pa.table({"trip": pa.array(range(n), pa.int64()), "base": text, "note": text, "source_month": pa.array([FEB] * n, pa.date32()),
+                  "licence": text})
+    )
+    assert wh.replace_month(TableSpec("t", code_columns=("base", "licence")), FEB, later) == n
+    with wh.connect(read_only=True) as con:
+        added = con.execute(
+            "SELECT string_agg(DISTINCT compression, ',') FROM pragma_storage_info('ny_taxi.t') "
+            "WHERE segment_type = 'VARCHAR' AND column_name = 'licence'"
+        ).fetchone()[0]
+    assert added == "Dictionary"
     # the spec travels as asset metadata: the code columns survive the round trip
     assert TableSpec.from_dict(TableSpec("t", code_columns=("base",)).to_dict()).code_columns == ("base",)
