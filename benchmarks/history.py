@@ -143,7 +143,7 @@ def project_elsewhere(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         if warehouse != "duckdb":
             continue
         out["duckdb_warehouse_floor_hours"] = hours(seconds - lake)
-        per_row = {s: jobs[("duckdb", s)].get("lake_bytes", 0) / jobs[("duckdb", s)]["rows"] for s in set(RATE_FROM.values())}
+        per_row = {s: (jobs[("duckdb", s)].get("lake_bytes") or 0) / jobs[("duckdb", s)]["rows"] for s in set(RATE_FROM.values())}
         if all(per_row.values()):
             upload = sum(era.rows * per_row[RATE_FROM[era.service]] for era in HISTORY)
             upload_seconds = upload * 8 / (UPLOAD_GBIT_PER_S * 1e9)

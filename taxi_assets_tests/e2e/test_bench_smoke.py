@@ -185,6 +185,9 @@ def test_the_history_is_carried_to_bigger_machines_and_to_bigquery_from_the_meas
     assert bq["upload_gb"] == pytest.approx(upload / 1e9, abs=0.1)
     assert bq["machine_hours_on_cores"]["2"] == hours(max(duck_lake, upload * 8 / 1e9))
     assert bq["machine_hours_on_cores"]["32"] == hours(max(duck_lake / 16, upload * 8 / 1e9))
+    # a lake it could not measure (a bucket) leaves BigQuery out, not the machines
+    unmeasured = [{**r, "lake_bytes": None} for r in rows]
+    assert "bigquery" not in project_elsewhere(unmeasured) and project_elsewhere(unmeasured)["hours_on_cores"] == on
     # a run that measured only one warehouse's jobs projects that one; none at all, nothing
     assert set(project_elsewhere(rows[:2])["hours_on_cores"]["8"]) == {"duckdb"}
     assert project_elsewhere([]) is None
