@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import dagster as dg
 
 #: The lookup tables every month depends on: a new zone file must not re-run fifteen years of marts.
@@ -24,9 +22,9 @@ FOLLOW_UPSTREAM = (
     .with_label("follow_upstream")
 )
 
-# Explicit backfill policies are "beta" in Dagster 1.13; the policy used here is the default's behaviour.
-warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", category=dg.BetaWarning)
-
-#: Each month of each asset is its own run step: the IO managers read and write one month per step
-#: (see the report in docs/operations.md on why warehouse steps do not batch months yet).
-ONE_MONTH_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+# Backfills: the assets carry no backfill policy, on purpose. Without one, an asset backfill (and the
+# automation sensor) launches one run per month tagged `dagster/partition`, like a scheduled run, and
+# the whole chain of a month goes in that run. With any policy, even one month per run, Dagster 1.13
+# tags the run with a one-month *range* instead, and then records every check of the month without a
+# partition: each backfilled month's checks would stay "planned" (shown as skipped) in the UI, and the
+# result would be aimed at whichever month of the asset materialized last.

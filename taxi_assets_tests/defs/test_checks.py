@@ -104,3 +104,35 @@ def test_a_failed_month_leaves_the_other_months_checks_green(pipeline: Pipeline)
         assert status[(key.name, "2023-01")] == Status.SUCCEEDED, key
         assert status.get((key.name, "2023-03")) not in (Status.FAILED, Status.SUCCEEDED), key
         assert (key.name, None) not in status  # nothing recorded for the asset as a whole
+
+
+def test_a_backfill_records_each_months_checks_against_that_month(pipeline: Pipeline):
+    """The runs an asset backfill launches (built by the function Dagster's backfill daemon calls) carry
+    the month as `dagster/partition`, so every check of the month is recorded for that month. With any
+    backfill policy on the assets they would carry a one-month range, and Dagster 1.13 would record
+    the checks without a month, leaving each backfilled month's checks planned, shown as skipped."""
+    from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests_with_backfill_policies
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    assert pipeline.run("zones").success
+    graph = pipeline.defs.resolve_asset_graph()
+    chain = [key for key in graph.get_all_asset_keys() if key.path[0] == "yellow"]
+    months = ["2023-01", "2023-02"]
+    requests = build_run_requests_with_backfill_policies(
+        [AssetKeyPartitionKey(key, month) for key in chain for month in months], graph, pipeline.instance
+    )
+    assert sorted(r.partition_key for r in requests) == months  # one run a month, the whole chain in it
+    job = pipeline.defs.resolve_job_def("yellow_monthly")
+    for request in requests:
+        assert request.tags.get("dagster/partition", request.partition_key) == request.partition_key
+        result = job.execute_in_process(
+            partition_key=request.partition_key, tags=request.tags, asset_selection=request.asset_selection,
+            instance=pipeline.instance,
+        )
+        assert result.success
+    check_keys = [k for c in pipeline.defs.asset_checks for k in c.check_keys if k.asset_key.path[0] == "yellow"]
+    check_keys += [dg.AssetCheckKey(CLEANED, "audit")]
+    infos = pipeline.instance.event_log_storage.get_asset_check_partition_info(check_keys)
+    status = {(i.check_key.name, i.partition_key): i.latest_execution_status for i in infos}
+    assert {(key.name, month): Status.SUCCEEDED for key in check_keys for month in months} == status

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 import yaml
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from devtools.generator import build_mirror
 from devtools.mirror import MirrorServer
@@ -47,6 +48,7 @@ ARTIFACTS = REPO / "test-artifacts"
 SERVICES = ["yellow", "green"]
 FIRST_MONTHS = ["2023-01", "2023-02", "2023-03"]
 KILL_MONTHS = ["2023-04", "2023-05", "2023-06"]
+SPARE_MONTH = "2023-07"  # in the mirror, run by no backfill: for a test that needs a run of its own
 ROWS = 3_000
 TRIP_ASSETS = ["raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"]
 LOCATION = "taxi_assets"
@@ -196,9 +198,11 @@ class Stack:
 
     def ensure_month(self, service: str, month: str) -> None:
         """Materialize one month (zones first) if it is not already: for tests that need data in the UI."""
-        key = dg.AssetKey([service, "daily_zone_mart"])
-        if month in self.instance.get_materialized_partitions(key):
-            return
+        if month not in self.instance.get_materialized_partitions(dg.AssetKey([service, "daily_zone_mart"])):
+            self.run_month(service, month)
+
+    def run_month(self, service: str, month: str) -> None:
+        """Run the service's monthly job for one month (zones first if they are not loaded), to success."""
         if not self.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
             assert self.wait_run(self.launch_run("zones")) == "SUCCESS"
         data = self.gql(
@@ -273,7 +277,7 @@ def _running_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) 
     logs = ARTIFACTS / "dagster-stack"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
-    build_mirror(root / "mirror", SERVICES, FIRST_MONTHS + KILL_MONTHS, "parquet", ROWS)
+    build_mirror(root / "mirror", SERVICES, [*FIRST_MONTHS, *KILL_MONTHS, SPARE_MONTH], "parquet", ROWS)
     dagster_db = create_database(postgres_url, "taxi_e2e_dagster")
     warehouse_db = create_database(postgres_url, "taxi_e2e_warehouse")
     home = root / "dagster_home"
@@ -338,13 +342,11 @@ def _running_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) 
 
 
 # -- checks -------------------------------------------------------------------------------------
-def run_month(run: dg.DagsterRun) -> str | None:
-    """A run's month: asset backfills with a backfill policy tag a range (here always of one month)."""
-    if "dagster/partition" in run.tags:
-        return run.tags["dagster/partition"]
-    start, end = run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")
-    assert start == end, f"run {run.run_id} covers {start}..{end}: more than one month"
-    return start
+def run_month(run: dg.DagsterRun) -> str:
+    """A run's month, from its `dagster/partition` tag: a backfill launches one month per run, tagged
+    like a scheduled run, not with a one-month range (whose checks Dagster records without a month)."""
+    assert "dagster/partition" in run.tags, f"run {run.run_id} carries no month: {sorted(run.tags.items())}"
+    return run.tags["dagster/partition"]
 
 
 def warehouse_count(stack: Stack, table: str, month: str | None = None) -> int:
@@ -379,6 +381,29 @@ def assert_months_landed_once(stack: Stack, months: list[str]) -> None:
             assert mart_trips(stack, service, month) == expected, (service, month)
 
 
+#: Every check of a service's month, on the asset it checks.
+MONTH_CHECKS = {
+    "trips_cleaned": ["audit", "reconciles_with_raw", "keys_not_null", "pickups_within_month"],
+    "trips_table": ["matches_lake"],
+    "daily_zone_mart": ["trips_add_up"],
+}
+
+
+def assert_checks_recorded_per_month(stack: Stack, months: list[str]) -> None:
+    """Each month's checks passed *for that month*: what the UI shows on the check's partitions and
+    on the month's asset page. (A run tagged with a range left them planned, shown as skipped.)"""
+    for service in SERVICES:
+        keys = [dg.AssetCheckKey(dg.AssetKey([service, asset]), name) for asset, names in MONTH_CHECKS.items() for name in names]
+        infos = stack.instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=months)
+        status = {(i.check_key.name, i.partition_key): i.latest_execution_status for i in infos}
+        for key in keys:
+            for month in months:
+                got = status.get((key.name, month))
+                assert got == AssetCheckExecutionRecordStatus.SUCCEEDED, f"{key.to_user_string()} {month}: {got}"
+        unpartitioned = stack.instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=None)
+        assert not [i for i in unpartitioned if i.partition_key is None], f"{service}: a check recorded without its month"
+
+
 def assert_no_duplicates(stack: Stack, months: list[str]) -> None:
     for service in SERVICES:
         total = sum(lake_rows(stack, service, m) for m in months)
@@ -407,6 +432,7 @@ def test_asset_backfill_through_graphql(stack: Stack):
     # one run per service and month: the whole chain of a month runs in one run (same backfill policy)
     assert sorted(run_month(r) for r in runs) == sorted(m for m in FIRST_MONTHS for _ in SERVICES)
     assert_months_landed_once(stack, FIRST_MONTHS)
+    assert_checks_recorded_per_month(stack, FIRST_MONTHS)
     assert_no_duplicates(stack, FIRST_MONTHS)
     print(f"backfill of {len(FIRST_MONTHS)} months x {len(SERVICES)} services: {time.monotonic() - started:.0f}s")
     print(stack.timeline(backfill, launched))
@@ -443,6 +469,7 @@ def test_backfill_survives_daemon_sigkill(stack: Stack):
     # no run launched twice for a month, whatever the daemon was doing when it died
     assert sorted(run_month(r) for r in runs) == sorted(m for m in KILL_MONTHS for _ in SERVICES)
     assert_months_landed_once(stack, KILL_MONTHS)
+    assert_checks_recorded_per_month(stack, KILL_MONTHS)
     assert_no_duplicates(stack, FIRST_MONTHS + KILL_MONTHS if _first_loaded(stack) else KILL_MONTHS)
     print(f"runs finished before the kill: {done_before_kill} of {len(runs)}; killed at {killed_at - launched:.0f}s; "
           f"backfill complete at {time.time() - launched:.0f}s")

@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 
 from taxi_assets_tests import conftest
-from taxi_assets_tests.e2e.test_daemon_backfill_e2e import ARTIFACTS, Stack, stack  # noqa: F401 - the shared stack fixture
+from taxi_assets_tests.e2e.test_daemon_backfill_e2e import ARTIFACTS, SPARE_MONTH, Stack, stack  # noqa: F401 - the shared stack fixture
 
 if "taxi_assets_tests.postgres_server" not in getattr(conftest, "pytest_plugins", ()):
     from taxi_assets_tests.postgres_server import postgres_url  # noqa: F401 - the fixture, until conftest loads the plugin
@@ -135,10 +135,14 @@ def test_materialization_shows_its_metadata(loaded: Stack, page):
 
 
 def test_the_months_audit_shows_its_verdict(loaded: Stack, page):
-    """Write–audit–publish in the UI: the `audit` check of trips_cleaned, with the month's verdict."""
+    """Write–audit–publish in the UI: the `audit` check of trips_cleaned, with the month's verdict.
+
+    The page shows the check's latest evaluation, whichever run of the shared stack made it; the test
+    runs a month of its own first, so it knows which evaluation that is and can look for its month."""
+    loaded.run_month(SERVICE, SPARE_MONTH)
     open_page(page, f"{loaded.url}/assets/{SERVICE}/trips_cleaned?view=checks&checkDetail=audit")
     page.get_by_text("audit", exact=True).first.wait_for()
     page.get_by_text("passed, published").first.wait_for()
     page.get_by_text("rows_read", exact=True).first.wait_for()
-    page.get_by_text("month", exact=True).first.wait_for()  # which month it audited, whatever ran it
+    page.get_by_text(SPARE_MONTH, exact=True).first.wait_for()  # the month it audited, in the metadata
     shot(page, "audit-check-yellow-trips_cleaned.png", full_page=True)

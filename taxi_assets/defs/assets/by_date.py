@@ -6,7 +6,7 @@ import pyarrow as pa
 from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.metadata import column_schema
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
-from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
+from taxi_assets.defs.policies import FOLLOW_UPSTREAM
 from taxi_assets.storage.handles import DatePartitionedMonth, LakeFile
 from taxi_assets.tlc.services import Service
 
@@ -27,7 +27,6 @@ def build_by_date(service: Service) -> dg.AssetsDefinition:
         },
         kinds={"parquet"},
         automation_condition=FOLLOW_UPSTREAM,
-        backfill_policy=ONE_MONTH_PER_RUN,
         description=f"{service.title} cleaned trips as parquet in pickup_date=YYYY-MM-DD folders, each month published atomically.",
     )
     def trips_by_pickup_date(cleaned: LakeFile) -> DatePartitionedMonth:

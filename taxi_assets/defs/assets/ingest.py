@@ -19,7 +19,6 @@ from pydantic import Field
 
 from taxi_assets.tlc.audit import AUDIT_RULES, AuditPolicy, AuditReport, MonthProfile, audit_month, describe_failures, parse_failure
 from taxi_assets.defs.partitions import asset_key
-from taxi_assets.defs.policies import ONE_MONTH_PER_RUN
 from taxi_assets.tlc.cleaning import REJECTS_SCHEMA, RULES, Cleaner, rule_names_for
 from taxi_assets.storage.handles import LakeFile, StagedFile
 from taxi_assets.storage.lake import Lake, new_version, parquet_write_options
@@ -134,7 +133,6 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
         partitions_def=partitions,
         group_name=name,
         pool="tlc_downloads",
-        backfill_policy=ONE_MONTH_PER_RUN,
     )
     def ingest(context: dg.AssetExecutionContext, config: IngestConfig, tlc: TlcSource, lake: LakeResource, zone_lookup: LakeFile):
         month = parse_month(context.partition_key)

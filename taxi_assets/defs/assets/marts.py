@@ -6,7 +6,7 @@ from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.charts import month_chart_svg, svg_markdown
 from taxi_assets.defs.metadata import column_schema, warehouse_table_metadata
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
-from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
+from taxi_assets.defs.policies import FOLLOW_UPSTREAM
 from taxi_assets.defs.resources import WarehouseResource
 from taxi_assets.defs.tables import mart_spec
 from taxi_assets.tlc.marts import MART_SCHEMA, daily_zone_mart_sql, top_zones_sql, trips_per_day_sql
@@ -30,7 +30,6 @@ def build_mart(service: Service) -> dg.AssetsDefinition:
         kinds={"sql"},
         pool="warehouse_writes",
         automation_condition=FOLLOW_UPSTREAM,
-        backfill_policy=ONE_MONTH_PER_RUN,
         description=spec.description,
     )
     def daily_zone_mart(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

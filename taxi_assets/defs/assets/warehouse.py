@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.metadata import column_schema
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
-from taxi_assets.defs.policies import FOLLOW_UPSTREAM, ONE_MONTH_PER_RUN
+from taxi_assets.defs.policies import FOLLOW_UPSTREAM
 from taxi_assets.defs.tables import rejects_summary_spec, trips_spec
 from taxi_assets.storage.handles import LakeFile, LakeMonthDataset
 from taxi_assets.storage.warehouse.base import TableSource
@@ -33,7 +33,6 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         kinds={"sql"},
         pool="warehouse_writes",
         automation_condition=FOLLOW_UPSTREAM,
-        backfill_policy=ONE_MONTH_PER_RUN,
         description=f"{service.title} cleaned trips in the warehouse table {spec.name}, one month replaced atomically.",
     )
     def trips_table(by_date: LakeMonthDataset, cleaned: LakeFile) -> TableSource:
@@ -59,7 +58,6 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         kinds={"sql"},
         pool="warehouse_writes",
         automation_condition=FOLLOW_UPSTREAM,
-        backfill_policy=ONE_MONTH_PER_RUN,
         description=f"Rejected {service.title.lower()} rows per cleaning rule and month, in the warehouse.",
     )
     def rejects_summary(context: dg.AssetExecutionContext, rejected: LakeFile) -> pa.Table:

@@ -9,8 +9,9 @@ def output_partition(context: dg.OutputContext) -> str | None:
     """The one partition an output replaces; None for an unpartitioned asset.
 
     Read from the asset's own partitions, not the run's `dagster/partition` tag: a run launched by
-    an asset backfill with a backfill policy carries a partition *range* (of one partition here),
-    and falling back to "unpartitioned" would replace a whole table with one partition.
+    an asset backfill of an asset with a backfill policy (a user's own, say) carries a partition
+    *range*, of one partition at most here, and falling back to "unpartitioned" would replace a
+    whole table with one partition.
     """
     if not context.has_asset_partitions:
         return None
@@ -19,7 +20,7 @@ def output_partition(context: dg.OutputContext) -> str | None:
         return keys[0]
     raise ValueError(
         f"{context.asset_key.to_user_string()}: one partition per step, got {keys[0]}..{keys[-1]} "
-        f"({len(keys)}); give the asset backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1)"
+        f"({len(keys)}); run it one month per run (no backfill policy, as the platform's assets)"
     )
 
 
