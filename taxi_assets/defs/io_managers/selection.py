@@ -20,7 +20,7 @@ def output_partition(context: dg.OutputContext) -> str | None:
         return keys[0]
     raise ValueError(
         f"{context.asset_key.to_user_string()}: one partition per step, got {keys[0]}..{keys[-1]} "
-        f"({len(keys)}); run it one month per run (no backfill policy, as the platform's assets)"
+        f"({len(keys)}); run it one month per run (no backfill policy, like the platform's assets)"
     )
 
 
