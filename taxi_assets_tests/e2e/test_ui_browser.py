@@ -146,3 +146,8 @@ def test_the_months_audit_shows_its_verdict(loaded: Stack, page):
     page.get_by_text("rows_read", exact=True).first.wait_for()
     page.get_by_text(SPARE_MONTH, exact=True).first.wait_for()  # the month it audited, in the metadata
     shot(page, "audit-check-yellow-trips_cleaned.png", full_page=True)
+    # the check's Partitions tab: every month that landed, backfilled or run alone, passed its audit
+    total = len(loaded.instance.get_materialized_partitions(dg.AssetKey([SERVICE, "trips_cleaned"])))
+    page.get_by_text("Partitions", exact=True).last.click()
+    page.get_by_text(f"Passed ({total})").first.wait_for()
+    shot(page, "audit-check-partitions-yellow-trips_cleaned.png", full_page=True)

@@ -150,8 +150,10 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
             profile, report = _write_and_audit(store, service, month, tlc.format, result.row_count, staged, cleaner, policy)
             forced = config.force_publish and not report.passed and "parses_to_end" not in report.failures
             held = None if report.passed or forced else _hold_back(store, service, month, staged, report)
-            yield _check_result(kept_key, month, report, forced, held)
+            verdict = _check_result(kept_key, month, report, forced, held)
             if held is not None:
+                # Nothing is published: the verdict lands on the stored version, which stays the month's latest.
+                yield verdict
                 raise dg.Failure(
                     description=(
                         f"{label} ({raw_path.name}): the new version failed its audit and was held back; the stored "
@@ -184,6 +186,10 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
                 ("rejected", staged[2], profile.rows_rejected, {**shared, **rejected_meta}),
             ):
                 yield dg.Output(StagedFile(path), output_name=output, metadata={**meta, "dagster/row_count": rows})
+            # After the outputs: Dagster aims a check result at the month's latest materialization and
+            # counts it only while that stays the latest, so a verdict given before publishing would be
+            # about the version just replaced (the month's audit never shown as passed).
+            yield verdict
 
     return ingest
 
