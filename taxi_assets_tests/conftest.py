@@ -55,6 +55,16 @@ class Pipeline:
     def lake(self):
         return self.defs.resources["lake"].lake
 
+    def check_status(self, key: dg.AssetCheckKey, month: str) -> str:
+        """A month's check as the check's Partitions tab shows it: SUCCEEDED, FAILED, ... or MISSING
+        (Dagster counts a result only while it is about the month's latest materialization)."""
+        from dagster._core.storage.asset_check_state import AssetCheckExecutionResolvedStatus as Resolved
+
+        partitions = self.defs.resolve_asset_graph().get(key.asset_key).partitions_def
+        state = self.instance.event_log_storage.get_asset_check_state([(key, partitions)])[key]
+        found = [s.value for s in Resolved if month in state.subsets[s].subset_value.get_partition_keys()]
+        return found[0] if found else "MISSING"
+
     def run(self, job: str, month: str | None = None, run_config: dict | None = None, raise_on_error: bool = True):
         """Run a job in process; `job` is 'zones' or a service name."""
         name = job if job == "zones" else service_job_name(job)

@@ -24,14 +24,13 @@ from taxi_assets.defs.alerts import run_failure_alert
 from taxi_assets.defs.assets.ingest import AUDIT_CHECK
 from devtools.generator import build_mirror
 from devtools.mirror import Body
-from taxi_assets.defs.partitions import monthly_partitions
 from taxi_assets.tlc.months import parse_month
-from taxi_assets.tlc.services import YELLOW
 
 from taxi_assets_tests.conftest import Pipeline, make_pipeline
 from taxi_assets_tests.e2e.test_pipeline_e2e import table_checksum
 
 MONTH = "2023-01"
+AUDIT = dg.AssetCheckKey(dg.AssetKey(["yellow", "trips_cleaned"]), AUDIT_CHECK)
 FILE = f"yellow_tripdata_{MONTH}.parquet"
 URL_PATH = f"/trip-data/{FILE}"
 TABLES = ("trips", "rejects_summary", "daily_zone_mart")
@@ -47,17 +46,6 @@ def snapshot(pipeline: Pipeline, service: str = "yellow", month: str = MONTH) ->
     }
     tables = {t: table_checksum(pipeline, f"{service}_{t}", month) for t in TABLES}
     return {"files": files, "tables": tables}
-
-
-def audit_status(pipeline: Pipeline, month: str = MONTH) -> str:
-    """The month's audit as the check's Partitions tab shows it (a verdict counts while it is about
-    the month's latest materialization)."""
-    from dagster._core.storage.asset_check_state import AssetCheckExecutionResolvedStatus
-
-    key = dg.AssetCheckKey(dg.AssetKey(["yellow", "trips_cleaned"]), AUDIT_CHECK)
-    state = pipeline.instance.event_log_storage.get_asset_check_state([(key, monthly_partitions(YELLOW))])[key]
-    found = [s.value for s in AssetCheckExecutionResolvedStatus if month in state.subsets[s].subset_value.get_partition_keys()]
-    return found[0] if found else "MISSING"
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +126,7 @@ def test_bad_republication_leaves_every_store_unchanged(landed: Pipeline, mirror
     audit = [c for c in result.get_asset_check_evaluations() if c.check_name == AUDIT_CHECK]
     assert len(audit) == 1 and not audit[0].passed
     assert audit[0].partition == MONTH and audit[0].metadata["month"].value == MONTH
-    assert audit_status(landed) == "FAILED"  # on the stored version, still the month's latest
+    assert landed.check_status(AUDIT, MONTH) == "FAILED"  # on the stored version, still the month's latest
     held = Path(audit[0].metadata["held_back_at"].value)
     assert held.is_relative_to(landed.lake.local_path("_held/yellow") / MONTH)
     assert (held / FILE).read_bytes() == body  # the candidate, exactly as served
@@ -173,7 +161,7 @@ def test_good_republication_replaces_and_records_a_passed_audit(landed: Pipeline
     audit = next(c for c in result.get_asset_check_evaluations() if c.check_name == AUDIT_CHECK)
     assert audit.passed and audit.metadata["verdict"].value == "passed, published"
     assert audit.metadata["rows_read"].value == grown.num_rows
-    assert audit_status(landed) == "SUCCEEDED"  # about the version it published
+    assert landed.check_status(AUDIT, MONTH) == "SUCCEEDED"  # about the version it published
     raw = landed.lake.local_path(f"raw/yellow/{MONTH}/{FILE}")
     assert pq.read_metadata(raw).num_rows == grown.num_rows
     kept = pq.read_metadata(landed.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")).num_rows
