@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DAGSTER_HOME=/opt/dagster/home
+    DAGSTER_HOME=/opt/dagster/home \
+    ARROW_DEFAULT_MEMORY_POOL=jemalloc
 
 WORKDIR /opt/dagster/app
 

@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The embedded default keeps Dagster's own instance (SQLite) under ./data/dagster_home.
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# Arrow's buffers from jemalloc in every process make starts (why: taxi_assets/storage/arrow_memory.py).
+export ARROW_DEFAULT_MEMORY_POOL ?= jemalloc
 
 # make dev-offline: the demo's data folder, and the local mirror's port.
 DATA_DIR ?= $(or $(TAXI_DATA_DIR),data)

@@ -20,6 +20,7 @@ from taxi_assets.defs.resources import LakeResource, TlcSource, build_warehouse,
 from taxi_assets.defs.schedules import build_monthly_schedule
 from taxi_assets.defs.sensors import build_automation_sensor, build_publication_sensor
 from taxi_assets.settings import GCP_KEYFILE_ENV, Settings
+from taxi_assets.storage.arrow_memory import use_memory_pool
 from taxi_assets.tlc.services import SERVICES
 
 
@@ -58,6 +59,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
+    use_memory_pool(settings.arrow_memory_pool)  # before any month's work: a run worker loads this first
     running = settings.automation_running
     assets: list = [taxi_zone_lookup, taxi_zones]
     checks, jobs, schedules = [], [ZONES_JOB], []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from taxi_assets.storage.arrow_memory import ARROW_POOL_ENV
 from taxi_assets.storage.http import DEADLINE_SECONDS, check_source_url
 from taxi_assets.tlc.services import SOURCE_FORMATS
 from taxi_assets.tlc.sources import TLC_PARQUET_URL, TLC_ZONES_URL, ZOOMCAMP_CSV_URL, ZOOMCAMP_REDIRECT_HOSTS
@@ -61,6 +62,9 @@ class Settings:
     alert_webhook_set: bool = False
     #: The UI's address, for links in alerts.
     dagster_url: str = ""
+    #: Arrow's default memory pool when ARROW_DEFAULT_MEMORY_POOL names one; unset, jemalloc
+    #: (see taxi_assets.storage.arrow_memory).
+    arrow_memory_pool: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -115,4 +119,5 @@ class Settings:
             automation_running=status == "running",
             alert_webhook_set=bool(env.get(ALERT_WEBHOOK_ENV)),
             dagster_url=env.get("TAXI_DAGSTER_URL", ""),
+            arrow_memory_pool=env.get(ARROW_POOL_ENV) or None,
         )
