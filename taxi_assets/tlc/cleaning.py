@@ -132,6 +132,7 @@ class Cleaner:
             pc.cast(valid_location_ids, pa.int32()),
         )
         self.rejects_schema = REJECTS_SCHEMA(service)
+        self._rule_labels = pa.array(self.rule_names, pa.string())
         self.counts: dict[str, int] = {r.name: 0 for r in self.rules}
         self.rows_in = 0
         self.rows_kept = 0
@@ -151,20 +152,22 @@ class Cleaner:
                              f"schema (NormalizationPlan.apply output); got {batch.schema.names}")
         n = batch.num_rows
         ok_so_far = pa.repeat(pa.scalar(True), n)
-        reason = pa.nulls(n, pa.string())
-        for rule in self.rules:
+        # Each row's first rejecting rule as its index, labelled only on the rejected rows: a
+        # string column over the whole batch per rule cost a fifth of the split.
+        first_rule = pa.nulls(n, pa.int8())
+        for index, rule in enumerate(self.rules):
             ok = pc.fill_null(rule.predicate(batch, self._ctx), False)
-            newly_rejected = pc.and_(ok_so_far, pc.invert(ok))
+            newly_rejected = pc.and_not(ok_so_far, ok)
             count = pc.sum(newly_rejected).as_py() or 0
             if count:
                 self.counts[rule.name] += count
-                reason = pc.if_else(newly_rejected, pa.scalar(rule.name), reason)
+                first_rule = pc.if_else(newly_rejected, pa.scalar(index, pa.int8()), first_rule)
                 ok_so_far = pc.and_(ok_so_far, ok)
         kept = batch.filter(ok_so_far)
         rejected_mask = pc.invert(ok_so_far)
         rejected = batch.filter(rejected_mask)
-        rejected = pa.RecordBatch.from_arrays([*rejected.columns, reason.filter(rejected_mask)],
-                                              schema=self.rejects_schema)
+        reason = pc.take(self._rule_labels, first_rule.filter(rejected_mask))
+        rejected = pa.RecordBatch.from_arrays([*rejected.columns, reason], schema=self.rejects_schema)
         kept = pa.RecordBatch.from_arrays(kept.columns, schema=self.service.schema)
         self.rows_in += n
         self.rows_kept += kept.num_rows
