@@ -317,13 +317,25 @@ def test_progress_is_logged(server: MirrorServer, site: Path, dest: Path) -> Non
     messages: list[str] = []
     result = download_file(
         server.url + "/trip-data/fhvhv_tripdata_2024-01.parquet", dest,
-        label="fhvhv 2024-01", fmt="parquet", log=messages.append, **FAST,
+        label="fhvhv 2024-01", fmt="parquet", log=messages.append, progress_seconds=0, **FAST,
     )
     assert_one_file(dest, result, big)
     progress = [m for m in messages if re.fullmatch(r"fhvhv 2024-01: \d+\.\d / 3\.0 MiB \(\d+%\)", m)]
     assert len(progress) >= 3, messages
     assert progress[-1].endswith("(100%)")
     assert any("downloaded" in m for m in messages)
+
+
+def test_a_fast_download_logs_its_summary_not_every_tenth(server: MirrorServer, site: Path, dest: Path) -> None:
+    """Each line is an event a run stores: a file that arrives within the interval gets one line."""
+    big = site / "trip-data" / "fhvhv_tripdata_2024-01.parquet"
+    write_parquet(big, rows=30, blob_bytes=3 * 1024 * 1024)
+    messages: list[str] = []
+    download_file(
+        server.url + "/trip-data/fhvhv_tripdata_2024-01.parquet", dest,
+        label="fhvhv 2024-01", fmt="parquet", log=messages.append, progress_seconds=60, **FAST,
+    )
+    assert len(messages) == 1 and messages[0].startswith("fhvhv 2024-01: downloaded 3.0 MiB in "), messages
 
 
 # --- validate_local_file ---------------------------------------------------------------------

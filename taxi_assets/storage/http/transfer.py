@@ -121,6 +121,7 @@ def download_file(
     backoff_seconds: float = 1.0,
     log: Callable[[str], None] | None = None,
     progress_every: float = 0.1,
+    progress_seconds: float = 2.0,
     deadline_seconds: float = DEADLINE_SECONDS,
     redirect_hosts: Collection[str] = (),
 ) -> DownloadResult:
@@ -144,7 +145,8 @@ def download_file(
         return _retrying(
             lambda attempt: _fetch_once(
                 http, url, dest_dir, label=label, fmt=fmt, timeout=timeout, log=say,
-                progress_every=progress_every, attempt=attempt, deadline=deadline, redirect_hosts=redirect_hosts,
+                progress_every=progress_every, progress_seconds=progress_seconds, attempt=attempt, deadline=deadline,
+                redirect_hosts=redirect_hosts,
             ),
             label=label, url=url, max_attempts=max_attempts, backoff_seconds=backoff_seconds, log=say,
             deadline=deadline,
@@ -206,6 +208,7 @@ def _fetch_once(
     timeout: float,
     log: Callable[[str], None],
     progress_every: float,
+    progress_seconds: float,
     attempt: int,
     deadline: float,
     redirect_hosts: Collection[str],
@@ -230,7 +233,7 @@ def _fetch_once(
             validator = _Validator(fmt)
             digest = hashlib.sha256()
             received = 0
-            progress = _Progress(label, expected, progress_every, log)
+            progress = _Progress(label, expected, progress_every, log, progress_seconds)
             started = time.monotonic()
             with os.fdopen(fd, "wb") as out:
                 try:
