@@ -9,7 +9,7 @@ alternated in fresh processes (benchmarks/README.md, eighth pass):
 
 | pool | chain s | peak RSS | fhvhv 20M job s | peak RSS |
 |---|---:|---:|---:|---:|
-| mimalloc (pyarrow's default) | 3.69-4.26 | 621-667 MB | 39.1-39.5 | 658-667 MB |
+| mimalloc (pyarrow's default) | 3.69-4.26 | 621-659 MB | 39.1-39.5 | 658-667 MB |
 | jemalloc from the start (ARROW_DEFAULT_MEMORY_POOL, as make and the image set it) | 3.46-3.76 | 570-583 MB | 37.4-38.4 | 625-641 MB |
 | jemalloc set here when the code location loads | 3.47-3.92 | 656-679 MB | 38.5 | 707-711 MB |
 
