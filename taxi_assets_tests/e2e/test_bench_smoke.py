@@ -20,7 +20,7 @@ from benchmarks.run import QUICK
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"variant", "service", "scope", "warehouse", "rows", "seconds", "rows_per_s", "peak_rss_mb", "ratio_vs_zoomcamp",
-            "loadavg_start", "loadavg_end"}
+            "loadavg_start", "loadavg_end", "arrow_default_memory_pool"}
 
 
 def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Path) -> None:
@@ -41,6 +41,7 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     for row in rows:
         assert REQUIRED <= row.keys(), f"{row['variant']} lacks {REQUIRED - row.keys()}"
         assert row["ok"] is True, row
+        assert row["arrow_default_memory_pool"] == (os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or None)
         assert row["seconds"] > 0 and row["rows_per_s"] > 0
     assert all(r["peak_rss_mb"] > 0 for r in measured)
     by_variant = {(r["variant"], r["service"], r["format"], r["scope"], r["warehouse"]): r for r in rows}
