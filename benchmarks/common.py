@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taxi_assets.storage.arrow_memory import ARROW_POOL_ENV
+
 PG_DATABASE = "ny_taxi"
 #: The headline month: the zoomcamp's; the csv.gz mirror stops at 2021-07.
 YELLOW_MONTH = "2021-01"
@@ -80,6 +82,13 @@ def _free_port() -> int:
 def embedded_max_runs() -> int:
     """Runs at once on make's embedded instance (the Makefile's MAX_RUNS): half the cores, at least 2."""
     return max(2, (os.cpu_count() or 2) // 2)
+
+
+def _arrow_pool() -> str | None:
+    """The allocator the children get: make sets it for every process it starts; run directly without
+    it, the code location switches only pyarrow's own calls (taxi_assets/storage/arrow_memory.py), and
+    the figures differ, so each row says which."""
+    return os.environ.get(ARROW_POOL_ENV) or None
 
 
 def _loadavg() -> list[float]:

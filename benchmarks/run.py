@@ -63,7 +63,7 @@ from benchmarks.common import (
     ROOT,
     YELLOW_MONTH,
     Result,
-    _loadavg,
+    _arrow_pool, _loadavg,
     embedded_max_runs,
     _month_list,
     _r,
@@ -78,7 +78,6 @@ from benchmarks.history import projections
 from benchmarks.peers import DLT_VERSION, compare_with_dlt, dlt_child, dlt_result
 from benchmarks.report import print_projection, print_table
 from benchmarks.rss import run_sampled
-from taxi_assets.storage.arrow_memory import ARROW_POOL_ENV
 
 FHVHV_MONTH = "2021-01"
 BACKFILL_START = "2020-01"  # the backfill's months: 2020-01 onwards (parquet)
@@ -329,11 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = _loadavg()
     backfill_months = _month_list(BACKFILL_START, args.months)
     mirror_root = data / "mirror" / ("quick" if args.quick else "full")
-    # make sets it for every process it starts; run directly without it, the code location switches
-    # only pyarrow's own calls (taxi_assets/storage/arrow_memory.py): figures differ, so each row says.
-    arrow_pool = os.environ.get(ARROW_POOL_ENV) or None
-    log(f"taxi_assets bench, {started_at:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {load_start}, "
-        f"{ARROW_POOL_ENV}={arrow_pool or '(unset)'}")
+    log(f"taxi_assets bench, {started_at:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {load_start}, ARROW_DEFAULT_MEMORY_POOL={_arrow_pool() or '(unset)'}")
     log(f"1/3 generating (cached in {mirror_root}): yellow {YELLOW_MONTH} {args.yellow_rows:,} rows parquet + csv.gz, "
         f"fhvhv {FHVHV_MONTH} {args.fhvhv_rows:,} rows parquet, {args.months} yellow backfill months "
         f"of {args.backfill_rows:,} rows")
@@ -403,8 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "run_started_at": started_at.isoformat(timespec="seconds"),
         "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "loadavg_start": load_start, "loadavg_end": _loadavg(),
-        "arrow_default_memory_pool": arrow_pool,
-        "quick": bool(args.quick),
+        "arrow_default_memory_pool": _arrow_pool(), "quick": bool(args.quick),
         "pg_settings": "given" if args.pg_url else ("fast" if args.pg_fast else "durable, wal_level=minimal"),
     }
     rows = [r.as_json(baseline) for r in bench.results]
