@@ -32,13 +32,14 @@ class StagedFile:
 
 
 @dataclass(frozen=True)
-class DatePartitionedMonth:
-    """A month of rows to publish as hive folders `{partition_column}=YYYY-MM-DD/`."""
+class StagedPartitionedMonth:
+    """A month's hive folders already written under a local `folder` (`write_hive_folders`, files
+    named `{file_prefix}_{month}_{version}-N.parquet`), to publish as they are: `rows` in all."""
 
-    source: TableSource
-    partition_column: str  # e.g. "pickup_date"
-    derived_from: str  # the timestamp column the date is cut from, e.g. "pickup_datetime"
-    file_prefix: str  # e.g. "yellow": files are named {prefix}_{YYYY-MM}_{version}-N.parquet
+    folder: Path
+    version: str
+    file_prefix: str
+    rows: int
 
 
 # -- what downstream assets receive ----------------------------------------------------------

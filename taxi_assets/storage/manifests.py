@@ -89,7 +89,7 @@ class Manifest:
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
-def _write_hive_folders(
+def write_hive_folders(
     stage: Path, basename: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema, partition_column: str
 ) -> None:
     """One parquet writer per `{partition_column}=VALUE/` folder, fed slice by slice.
@@ -170,27 +170,37 @@ class ManifestMonths:
         version = new_version()
         basename = f"{file_prefix}_{month}_{version}"
         with self._month_lock(dataset, month), self.staging_dir() as stage:
-            _write_hive_folders(stage, basename, batches, schema, partition_column)
-            staged = sorted(stage.rglob("*.parquet"))
-            entries = [
-                ManifestEntry(file.relative_to(stage).as_posix(), pq.read_metadata(file).num_rows, file.stat().st_size)
-                for file in staged
-            ]
-            manifest = Manifest(dataset, month, version, sum(e.rows for e in entries), tuple(entries))
-            if expected_rows is not None and manifest.rows != expected_rows:
-                raise ValueError(
-                    f"{dataset} {month}: {manifest.rows:,} rows written but the month has {expected_rows:,}; "
-                    "not published, the stored month was left as it was"
-                )
-            for file, entry in zip(staged, entries):
-                self.put_file(file, f"{dataset}/{entry.path}")
-            current = self._write_manifest(manifest)
-            if current is not manifest:
-                # A newer run published this month while we worked: ours is stale, withdraw it.
-                for entry in entries:
-                    self.delete(f"{dataset}/{entry.path}")
-                return current
-            self._remove_older_versions(dataset, file_prefix, month, manifest)
+            write_hive_folders(stage, basename, batches, schema, partition_column)
+            return self._publish_staged(dataset, month, file_prefix, stage, version, expected_rows)
+
+    def publish_staged_month(self, dataset: str, month: str, file_prefix: str, stage: Path, version: str, expected_rows: int | None = None) -> Manifest:
+        """Publish hive folders already written under `stage` by `write_hive_folders` (files named
+        `{file_prefix}_{month}_{version}-N.parquet`), as `publish_partitioned_month` does: a step that
+        wrote them beside its other outputs publishes them only once the month passed its audit."""
+        with self._month_lock(dataset, month):
+            return self._publish_staged(dataset, month, file_prefix, stage, version, expected_rows)
+
+    def _publish_staged(self, dataset: str, month: str, file_prefix: str, stage: Path, version: str, expected_rows: int | None) -> Manifest:
+        staged = sorted(stage.rglob("*.parquet"))
+        entries = [
+            ManifestEntry(file.relative_to(stage).as_posix(), pq.read_metadata(file).num_rows, file.stat().st_size)
+            for file in staged
+        ]
+        manifest = Manifest(dataset, month, version, sum(e.rows for e in entries), tuple(entries))
+        if expected_rows is not None and manifest.rows != expected_rows:
+            raise ValueError(
+                f"{dataset} {month}: {manifest.rows:,} rows written but the month has {expected_rows:,}; "
+                "not published, the stored month was left as it was"
+            )
+        for file, entry in zip(staged, entries):
+            self.put_file(file, f"{dataset}/{entry.path}")
+        current = self._write_manifest(manifest)
+        if current is not manifest:
+            # A newer run published this month while we worked: ours is stale, withdraw it.
+            for entry in entries:
+                self.delete(f"{dataset}/{entry.path}")
+            return current
+        self._remove_older_versions(dataset, file_prefix, month, manifest)
         return manifest
 
     def _write_manifest(self, manifest: Manifest) -> Manifest:

@@ -166,6 +166,10 @@ def test_good_republication_replaces_and_records_a_passed_audit(landed: Pipeline
     assert pq.read_metadata(raw).num_rows == grown.num_rows
     kept = pq.read_metadata(landed.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")).num_rows
     assert landed.warehouse.count("yellow_trips", parse_month(MONTH)) == kept
+    days = landed.lake.read_manifest("trips/yellow", MONTH)  # the date folders came with it, as one version
+    folders = landed.lake.local_path("trips/yellow")
+    assert {p.relative_to(folders).as_posix() for p in folders.rglob("*.parquet")} == {e.path for e in days.files}
+    assert days.rows == kept == sum(pq.read_metadata(folders / e.path).num_rows for e in days.files)
     assert landed.run("yellow", MONTH).success  # the mirror's own file again: within the band, back as it was
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from taxi_assets.storage.lake import Lake
-from taxi_assets.storage.manifests import _in_order, parquet_write_options
+from taxi_assets.storage.manifests import _in_order, new_version, parquet_write_options, write_hive_folders
 
 SCHEMA = pa.schema([("trip", pa.int64()), ("pickup_date", pa.date32())])
 
@@ -264,3 +264,21 @@ def test_a_month_whose_rows_differ_from_the_expected_count_is_not_published(tmp_
         lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([2, 3], 10), SCHEMA, "pickup_date", expected_rows=25)
     assert read_month(lake) == list(range(1000, 1010))
     assert len(list((tmp_path / "lake/trips/yellow").rglob("*.parquet"))) == 1
+
+
+def test_folders_staged_beside_other_outputs_publish_only_when_asked(tmp_path):
+    """The ingest writes a month's date folders in its pass over the raw file, before its audit: they
+    stay in staging, invisible, until published as they are; a wrong count is refused there too."""
+    lake = Lake(str(tmp_path / "lake"))
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1], 10), SCHEMA, "pickup_date")
+    with lake.staging_dir() as stage:
+        version = new_version()
+        write_hive_folders(stage / "days", f"yellow_2024-01_{version}", month_batches([2, 3], 10), SCHEMA, "pickup_date")
+        assert read_month(lake) == list(range(1000, 1010))  # written, not published
+        with pytest.raises(ValueError, match="20 rows written but the month has 21"):
+            lake.publish_staged_month("trips/yellow", "2024-01", "yellow", stage / "days", version, expected_rows=21)
+        assert read_month(lake) == list(range(1000, 1010))
+        manifest = lake.publish_staged_month("trips/yellow", "2024-01", "yellow", stage / "days", version, expected_rows=20)
+    assert manifest.version == version and manifest.rows == 20
+    assert read_month(lake) == list(range(2000, 2010)) + list(range(3000, 3010))
+    assert len(list((tmp_path / "lake/trips/yellow").rglob("*.parquet"))) == 2  # the older version swept

@@ -1,10 +1,9 @@
-"""The platform's assets: per service, ingest -> lake by date -> warehouse -> mart; and the zones."""
+"""The platform's assets: per service, ingest (raw, cleaned, rejected, lake by date) -> warehouse -> mart; and the zones."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from taxi_assets.defs.assets.by_date import build_by_date
 from taxi_assets.defs.assets.ingest import build_ingest
 from taxi_assets.defs.assets.marts import build_mart
 from taxi_assets.defs.assets.warehouse import build_warehouse_assets
@@ -16,7 +15,6 @@ def build_service_assets(service: Service) -> list[dg.AssetsDefinition]:
     """One month's graph for a service, grouped under its name in the UI."""
     return [
         build_ingest(service, monthly_partitions(service)),
-        build_by_date(service),
         *build_warehouse_assets(service),
         build_mart(service),
     ]

@@ -14,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -23,7 +22,7 @@ from taxi_assets.defs.io_managers.selection import input_partitions, output_part
 from taxi_assets.defs.io_managers.types import OUTPUT_TYPES, READABLE, from_dataset, to_arrow, unsupported, wanted_type
 from taxi_assets.defs.metadata import parquet_metadata
 from taxi_assets.defs.resources import LakeResource
-from taxi_assets.storage.handles import DatePartitionedMonth, LakeFile, LakeMonthDataset, StagedFile
+from taxi_assets.storage.handles import LakeFile, LakeMonthDataset, StagedFile, StagedPartitionedMonth
 from taxi_assets.storage.lake import HIVE_NULL, Lake, parquet_write_options
 from taxi_assets.tlc.months import month_label, parse_month
 
@@ -54,7 +53,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             key = _format(meta["lake_key"], output_partition(context))
             context.add_output_metadata(parquet_metadata(pq.ParquetFile(obj.path)))
             lake.put_file(obj.path, key)
-        elif isinstance(obj, DatePartitionedMonth) and "lake_dataset" in meta:
+        elif isinstance(obj, StagedPartitionedMonth) and "lake_dataset" in meta:
             self._publish_dated_month(context, lake, meta["lake_dataset"], obj)
             return
         elif (rows := to_arrow(obj)) is not None and not {"lake_folder", "lake_dataset"} & set(meta):
@@ -71,17 +70,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
             )
         context.add_output_metadata({"dagster/uri": lake.display(key), "bytes": lake.size(key)})
 
-    def _publish_dated_month(self, context: dg.OutputContext, lake: Lake, dataset: str, obj: DatePartitionedMonth) -> None:
+    def _publish_dated_month(self, context: dg.OutputContext, lake: Lake, dataset: str, obj: StagedPartitionedMonth) -> None:
         month = month_label(parse_month(output_partition(context)))
-        manifest = lake.publish_partitioned_month(
-            dataset=dataset,
-            month=month,
-            file_prefix=obj.file_prefix,
-            batches=_with_date_column(obj),
-            schema=obj.source.schema.append(pa.field(obj.partition_column, pa.date32())),
-            partition_column=obj.partition_column,
-            expected_rows=obj.source.expected_rows,
-        )
+        manifest = lake.publish_staged_month(dataset, month, obj.file_prefix, obj.folder, obj.version, expected_rows=obj.rows)
         if manifest.files:
             context.add_output_metadata(parquet_metadata(lake.parquet_file(f"{dataset}/{manifest.files[0].path}")))
         context.add_output_metadata(
@@ -258,11 +249,3 @@ def _write_parquet(rows: pa.Table | pa.RecordBatchReader, path: Path) -> None:
     with pq.ParquetWriter(path, reader.schema, **parquet_write_options(reader.schema)) as writer:
         for batch in reader:
             writer.write_batch(batch)
-
-
-def _with_date_column(month: DatePartitionedMonth):
-    reader = month.source.open()
-    for batch in reader:
-        day = pc.cast(batch.column(month.derived_from), pa.date32())
-        yield batch.append_column(month.partition_column, day)
-
