@@ -10,7 +10,6 @@ verdict is the `audit` check of each month's `trips_cleaned`.
 """
 
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -158,9 +157,11 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
             result = tlc.fetch(tlc.url_for(service, month), stage, label, tlc.format, context.log.info)
             raw_path = result.path.rename(stage / service.file_name(month, tlc.format))
             staged = [raw_path, stage / f"{name}_{month_label(month)}.parquet", stage / "rejected.parquet"]
-            days = StagedPartitionedMonth(stage / "by_date", new_version(), name, rows=0)
+            days, version = stage / "by_date", new_version()
             cleaner = Cleaner(service, month, enabled=enabled, valid_location_ids=zone_ids)
-            profile, report = _write_and_audit(store, service, month, tlc.format, result.row_count, staged, days, cleaner, policy)
+            profile, report = _write_and_audit(
+                store, service, month, tlc.format, result.row_count, staged, (days, f"{name}_{month_label(month)}_{version}"), cleaner, policy
+            )
             forced = config.force_publish and not report.passed and "parses_to_end" not in report.failures
             held = None if report.passed or forced else _hold_back(store, service, month, staged, report)
             verdict = _check_result(kept_key, month, report, forced, held)
@@ -200,7 +201,7 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
                 ("rejected", staged[2], profile.rows_rejected, {**shared, **rejected_meta}),
             ):
                 yield dg.Output(StagedFile(path), output_name=output, metadata={**meta, "dagster/row_count": rows})
-            yield dg.Output(dataclasses.replace(days, rows=profile.rows_kept), output_name="by_date")
+            yield dg.Output(StagedPartitionedMonth(days, version, name, profile.rows_kept), output_name="by_date")
             # After the outputs: Dagster aims a check result at the month's latest materialization and
             # counts it only while that stays the latest, so a verdict given before publishing would be
             # about the version just replaced (the month's audit never shown as passed).
@@ -220,11 +221,11 @@ def _enabled_rules(service: Service, config: IngestConfig, log) -> list[str]:
 
 def _write_and_audit(
     lake: Lake, service: Service, month: dt.date, fmt: str, file_rows: int | None, staged: list[Path],
-    days: StagedPartitionedMonth, cleaner: Cleaner, policy: AuditPolicy,
+    days: tuple[Path, str], cleaner: Cleaner, policy: AuditPolicy,
 ) -> tuple[MonthProfile, AuditReport]:
     """Read the raw file to its end into the staged kept and rejected files and the kept rows' date
-    folders, profiling the new version on the way, and audit it against what the lake stores.
-    Touches nothing stored."""
+    folders (`days`: the folder and the files' basename), profiling the new version on the way, and
+    audit it against what the lake stores. Touches nothing stored."""
     raw_path, kept_path, rejected_path = staged
     profile = MonthProfile()
     try:
@@ -245,8 +246,7 @@ def _write_and_audit(
                     writes.submit(rejected_writer.write_batch, rejected)
                     yield with_pickup_date(kept)
 
-            basename = f"{days.file_prefix}_{month_label(month)}_{days.version}"
-            write_hive_folders(days.folder, basename, kept_with_dates(), by_date_schema(service), PARTITION_COLUMN)
+            write_hive_folders(*days, kept_with_dates(), by_date_schema(service), PARTITION_COLUMN)
     except Exception as exc:  # whatever stops the read is the file's fault: held back, never published
         named = isinstance(exc, (RawFileError, ValueError))  # these already name service, month and file
         return profile, parse_failure(str(exc) if named else f"{raw_path.name}: {type(exc).__name__}: {exc}")
