@@ -63,7 +63,7 @@ from benchmarks.common import (
     ROOT,
     YELLOW_MONTH,
     Result,
-    _arrow_pool, _loadavg,
+    ARROW_POOL_ENV, _arrow_pool, _loadavg,
     embedded_max_runs,
     _month_list,
     _r,
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = _loadavg()
     backfill_months = _month_list(BACKFILL_START, args.months)
     mirror_root = data / "mirror" / ("quick" if args.quick else "full")
-    log(f"taxi_assets bench, {started_at:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {load_start}, ARROW_DEFAULT_MEMORY_POOL={_arrow_pool() or '(unset)'}")
+    log(f"taxi_assets bench, {started_at:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {load_start}, {ARROW_POOL_ENV}={_arrow_pool() or '(unset)'}")
     log(f"1/3 generating (cached in {mirror_root}): yellow {YELLOW_MONTH} {args.yellow_rows:,} rows parquet + csv.gz, "
         f"fhvhv {FHVHV_MONTH} {args.fhvhv_rows:,} rows parquet, {args.months} yellow backfill months "
         f"of {args.backfill_rows:,} rows")
