@@ -5,8 +5,6 @@ The stores know no TLC column; these specs, made from the TLC's columns, travel 
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from taxi_assets.storage.warehouse.base import TableSpec
 from taxi_assets.tlc.columns import describe_column
 from taxi_assets.tlc.marts import MART_SCHEMA, REJECTS_SUMMARY_SUFFIX, ZONES_TABLE, mart_table, trips_table
@@ -25,8 +23,6 @@ def trips_spec(service: Service) -> TableSpec:
         time_column="pickup_datetime",
         index_columns=(_ZONE_PAIR,),
         cluster_columns=_ZONE_PAIR,
-        # every text column of a trip is a code: a flag (Y/N), a base number, a licence
-        code_columns=tuple(f.name for f in service.schema if pa.types.is_string(f.type)),
     )
 
 

@@ -398,7 +398,7 @@ def sql_through(resource_key: str, resource_type: type, run) -> dg.AssetsDefinit
 def test_user_sql_through_the_duckdb_resource(embedded):
     def count(duck):
         with duck.get_connection() as con:
-            return con.sql("SELECT COUNT(*) FROM ny_taxi.yellow_trips").fetchone()[0]
+            return con.execute("SELECT COUNT(*) FROM ny_taxi.yellow_trips").fetchone()[0]
 
     asset = sql_through("duckdb", DuckDBResource, count)
     assert materialize(with_assets(embedded, [asset]), embedded, asset.key).success

@@ -633,6 +633,19 @@ def normalised(table: pa.Table) -> list[dict]:
     return sorted(out, key=lambda r: (r["pickup_date"], r["pickup_location_id"] is None, r["pickup_location_id"] or 0))
 
 
+def test_cents_round_alike_in_duckdb_and_postgres(wh, tmp_path):
+    # Halves whose double lies just below them (89.475 is 89.47499...), an exact binary half
+    # (0.125), negatives, and values far from a half: each engine's own ROUND disagrees on some.
+    values = [89.475, 2.675, 1.005, 0.145, 0.125, -0.145, -2.675, 0.0, 12.344999, 5368.5 / 60.0, 1e9 + 0.005]
+    expected = [math.copysign(math.floor(abs(v) * 100 + 0.5) / 100, v) for v in values]
+    literal = ", ".join(f"({i}, CAST({v!r} AS DOUBLE PRECISION))" for i, v in enumerate(values))
+    duck = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    for warehouse in (duck, wh):
+        query = f"SELECT i, {warehouse.dialect.round2('x')} AS r FROM (VALUES {literal}) AS v(i, x) ORDER BY i"
+        assert warehouse.query(query).column("r").to_pylist() == expected, warehouse.describe()
+    assert expected[:3] == [89.48, 2.68, 1.0]
+
+
 @pytest.mark.parametrize("service", [YELLOW, GREEN, FHV, FHVHV], ids=lambda s: s.name)
 def test_marts_give_the_same_figures_as_duckdb(service, wh, tmp_path):
     duck = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), schema_name=wh.schema_name)

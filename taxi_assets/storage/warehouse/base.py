@@ -56,9 +56,6 @@ class TableSpec:
     cluster_columns: tuple[str, ...] = ()
     #: Unpartitioned tables: the primary key.
     key_columns: tuple[str, ...] = ()
-    #: Text columns that hold a few codes or flags (a base number, Y/N): DuckDB stores them
-    #: dictionary-encoded without trying its other string compressions first.
-    code_columns: tuple[str, ...] = ()
     #: What the table holds and what its columns mean, kept as the engine's own comments (what
     #: `\d+` in psql, DuckDB's `duckdb_columns()` and BigQuery's schema show). Not in `to_dict`:
     #: in the UI the asset's description and column schema already carry them.
@@ -67,8 +64,7 @@ class TableSpec:
 
     def __post_init__(self) -> None:
         # The table's name is checked by each backend, by its own rules; columns are plain identifiers everywhere.
-        named = [self.month_column, *([self.time_column] if self.time_column else []), *self.cluster_columns, *self.key_columns,
-                 *self.code_columns]
+        named = [self.month_column, *([self.time_column] if self.time_column else []), *self.cluster_columns, *self.key_columns]
         for column in named + [c for group in self.index_columns for c in group]:
             if not _COLUMN.match(column):
                 raise ValueError(f"invalid column {column!r} in the spec of {self.name!r}: use letters, digits and underscores")
@@ -82,7 +78,6 @@ class TableSpec:
             "index_columns": [list(group) for group in self.index_columns],
             "cluster_columns": list(self.cluster_columns),
             "key_columns": list(self.key_columns),
-            "code_columns": list(self.code_columns),
         }
 
     @classmethod
@@ -94,7 +89,6 @@ class TableSpec:
             index_columns=tuple(tuple(group) for group in data.get("index_columns") or ()),
             cluster_columns=tuple(data.get("cluster_columns") or ()),
             key_columns=tuple(data.get("key_columns") or ()),
-            code_columns=tuple(data.get("code_columns") or ()),
         )
 
 
@@ -134,6 +128,23 @@ class TableSource:
     @classmethod
     def from_batches(cls, schema: pa.Schema, batches: Callable[[], Iterator[pa.RecordBatch]]) -> TableSource:
         return cls(schema=schema, open=lambda: pa.RecordBatchReader.from_batches(schema, batches()))
+
+
+def round2_halves_away(expr: str) -> str:
+    """x rounded to two decimals as round(x * 100) / 100, halves away from zero, in plain double
+    arithmetic that every engine computes alike.
+
+    The engines' own ROUNDs disagree by a cent at halves: DuckDB 2.0 rounds the double's exact
+    binary value (89.475 is stored as 89.47499... and gives 89.47), DuckDB 1.5 gave 89.48 as this
+    does (identical on 3M values), Postgres's round(numeric) rounds a 15-digit decimal of the double
+    and its round(double) halves to even. One formula keeps the marts equal across engines and
+    across the DuckDB upgrade.
+    """
+    v = f"CAST(({expr}) AS DOUBLE PRECISION)"
+    return (
+        f"(SIGN({v}) * FLOOR(ABS({v}) * CAST(100 AS DOUBLE PRECISION) + CAST(0.5 AS DOUBLE PRECISION))"
+        " / CAST(100 AS DOUBLE PRECISION))"
+    )
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,20 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from taxi_assets.storage.warehouse.base import Dialect, TableSource, TableSpec, Warehouse, WarehouseError, as_spec
+from taxi_assets.storage.warehouse.base import (
+    Dialect,
+    TableSource,
+    TableSpec,
+    Warehouse,
+    WarehouseError,
+    as_spec,
+    round2_halves_away,
+)
 
 _DIALECT = Dialect(
     seconds_between=lambda start, end: f"date_diff('second', {start}, {end})",
     to_date=lambda expr: f"CAST({expr} AS DATE)",
-    round2=lambda expr: f"ROUND({expr}, 2)",
+    round2=round2_halves_away,
 )
 
 
@@ -80,7 +88,7 @@ class DuckDBWarehouse(Warehouse):
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                self._ensure_table(con, ref, source.schema, spec.code_columns)
+                self._ensure_table(con, ref, source.schema)
                 con.execute(f'DELETE FROM {ref} WHERE "{column}" = ?', [month])
                 inserted = self._insert(con, ref, source)
                 source.refuse_unexpected(f"{table} {month:%Y-%m}", inserted)
@@ -103,7 +111,7 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DROP TABLE IF EXISTS {ref}")
-                self._ensure_table(con, ref, source.schema, spec.code_columns)
+                self._ensure_table(con, ref, source.schema)
                 inserted = self._insert(con, ref, source)
                 con.execute("COMMIT")
             except BaseException:
@@ -131,7 +139,7 @@ class DuckDBWarehouse(Warehouse):
     # -- reads -----------------------------------------------------------------------------
     def query(self, sql: str) -> pa.Table:
         with self.connect() as con:
-            return con.execute(sql).to_arrow_table()
+            return con.sql(sql).to_arrow_table()
 
     def stream(self, sql: str) -> pa.RecordBatchReader:
         """The result in record batches; the connection stays open until the last one."""
@@ -139,7 +147,7 @@ class DuckDBWarehouse(Warehouse):
 
         def batches() -> Iterator[pa.RecordBatch]:
             with self.connect() as con:
-                yield from con.execute(sql).to_arrow_reader(64 * 1024)
+                yield from con.sql(sql).to_arrow_reader(64 * 1024)
 
         return pa.RecordBatchReader.from_batches(probe.schema, batches())
 
@@ -184,19 +192,19 @@ class DuckDBWarehouse(Warehouse):
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
-    def _ensure_table(con: duckdb.DuckDBPyConnection, ref: str, schema: pa.Schema, codes: tuple[str, ...] = ()) -> None:
+    def _ensure_table(con: duckdb.DuckDBPyConnection, ref: str, schema: pa.Schema) -> None:
         """Create the table from the Arrow schema with DDL; add columns a newer schema brought.
 
-        Never `CREATE TABLE ... AS SELECT` from an empty Arrow table: DuckDB 1.5.5 then drops
-        every row group (>= 122,880 rows) that the same transaction inserts, so a real month's
-        first load would commit an empty table.
+        Never `CREATE TABLE ... AS SELECT` from an empty Arrow table: DuckDB 1.5.5 then dropped
+        every row group (>= 122,880 rows) that the same transaction inserted, so a real month's
+        first load committed an empty table.
         """
-        columns = ", ".join(f'"{f.name}" {_column_type(con, f, codes)}' for f in schema)
+        columns = ", ".join(f'"{f.name}" {_duck_type(con, f)}' for f in schema)
         con.execute(f"CREATE TABLE IF NOT EXISTS {ref} ({columns})")
         existing = {row[0] for row in con.execute(f"SELECT * FROM {ref} LIMIT 0").description}
         for f in schema:
             if f.name not in existing:
-                con.execute(f'ALTER TABLE {ref} ADD COLUMN "{f.name}" ' + _column_type(con, f, codes))
+                con.execute(f'ALTER TABLE {ref} ADD COLUMN "{f.name}" ' + _duck_type(con, f))
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, ref: str, source: TableSource) -> int:
@@ -211,14 +219,6 @@ class DuckDBWarehouse(Warehouse):
 def _duck_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
     probe = pa.table({"c": pa.array([], field.type)})  # noqa: F841 - read by DuckDB
     return str(con.execute("DESCRIBE SELECT c FROM probe").fetchone()[1])
-
-
-def _column_type(con: duckdb.DuckDBPyConnection, field: pa.Field, codes: tuple[str, ...]) -> str:
-    # DuckDB tries FSST on every string segment before it settles on a dictionary, which a few codes
-    # always win: told up front, a 20M-row fhvhv month (8 such columns) inserted in 0.87-0.89x the
-    # time (20.7 / 19.2 against 23.9 / 21.7 s, two pairs alternated), the same 0.8 GB file.
-    typ = _duck_type(con, field)
-    return f"{typ} USING COMPRESSION dictionary" if field.name in codes and typ == "VARCHAR" else typ
 
 
 def _string_literal(text: str) -> str:

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from taxi_assets.storage.warehouse.base import Dialect
+from taxi_assets.storage.warehouse.base import Dialect, round2_halves_away
 
 
 def _float(expr: str) -> str:
     return f"CAST(({expr}) AS DOUBLE PRECISION)"
-
-
-def _round2(expr: str) -> str:
-    """ROUND(x, 2) exactly as DuckDB computes it for a double: round(x * 100) / 100, halves away from zero.
-
-    Postgres's own round(numeric) would round the decimal value of the double (0.145 is stored as
-    0.14499999999999999 and rounds to 0.14 in DuckDB but to 0.15 through numeric), and round(double)
-    rounds halves to even; either would make the embedded default and Postgres disagree by a cent.
-    """
-    v = _float(expr)
-    return (
-        f"(SIGN({v}) * FLOOR(ABS({v}) * CAST(100 AS DOUBLE PRECISION) + CAST(0.5 AS DOUBLE PRECISION))"
-        " / CAST(100 AS DOUBLE PRECISION))"
-    )
 
 
 def _seconds_between(start: str, end: str) -> str:
@@ -33,7 +19,7 @@ def _seconds_between(start: str, end: str) -> str:
 DIALECT = Dialect(
     seconds_between=_seconds_between,
     to_date=lambda expr: f"CAST({expr} AS DATE)",
-    round2=_round2,
+    round2=round2_halves_away,
     float_type="DOUBLE PRECISION",
     int_type="BIGINT",
 )
