@@ -34,7 +34,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def print_projection(rows: list[dict[str, Any]]) -> None:
     projections = [r for r in rows if r["variant"] == "projection"]
     if not projections:
-        log("\nwhole-history projection: not made (needs the yellow and fhvhv whole-job rates of this run)")
+        log("\nwhole-history projection: not made (needs the yellow, fhvhv and fhv whole-job rates of this run)")
         return
     total = sum(e.rows for e in HISTORY)
     log(f"\nThe whole TLC history (approximate rows, benchmarks/history.py): {total / 1e9:.2f} billion rows, "

@@ -4,7 +4,7 @@ One run of `python -m benchmarks.run`:
 
 1. generates realistic months with the project's generator (cached under data/bench/mirror: a rerun
    with the same sizes reuses the files) -- a yellow month (parquet and csv.gz), an fhvhv month
-   (parquet), and the months of the backfill -- and serves them over a local HTTP mirror;
+   and an fhv month (parquet), and the months of the backfill -- and serves them over a local HTTP mirror;
 2. starts a throwaway PostgreSQL (taxi_assets_tests/postgres_server.py), or uses --pg-url;
 3. runs each variant in a child process while sampling the RSS of the child's whole process tree
    every 50 ms (benchmarks/rss.py):
@@ -80,10 +80,13 @@ from benchmarks.report import print_projection, print_table
 from benchmarks.rss import run_sampled
 
 FHVHV_MONTH = "2021-01"
+#: fhv's rate for the history: a month of its largest era (2015-01..2019-01, 670M of its 800M rows),
+#: when the high-volume trips were still in its narrow files.
+FHV_MONTH = "2017-06"
 BACKFILL_START = "2020-01"  # the backfill's months: 2020-01 onwards (parquet)
 
-FULL = {"yellow_rows": 3_000_000, "fhvhv_rows": 20_000_000, "months": 24, "backfill_rows": 3_000_000}
-QUICK = {"yellow_rows": 20_000, "fhvhv_rows": 30_000, "months": 2, "backfill_rows": 10_000}
+FULL = {"yellow_rows": 3_000_000, "fhvhv_rows": 20_000_000, "fhv_rows": 5_000_000, "months": 24, "backfill_rows": 3_000_000}
+QUICK = {"yellow_rows": 20_000, "fhvhv_rows": 30_000, "fhv_rows": 20_000, "months": 2, "backfill_rows": 10_000}
 
 VARIANTS = ("zoomcamp", "dlt", "dagster-in-process", "dagster-cli", "backfill")
 WAREHOUSES = ("duckdb", "postgres")
@@ -258,6 +261,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"tiny sizes for a smoke run: {QUICK}")
     parser.add_argument("--yellow-rows", type=int, help=f"rows of the yellow month (default {FULL['yellow_rows']:,})")
     parser.add_argument("--fhvhv-rows", type=int, help=f"rows of the fhvhv month (default {FULL['fhvhv_rows']:,})")
+    parser.add_argument("--fhv-rows", type=int, help=f"rows of the fhv month (default {FULL['fhv_rows']:,})")
     parser.add_argument("--months", type=int, help=f"months in the backfill (default {FULL['months']})")
     parser.add_argument("--backfill-rows", type=int,
                         help=f"rows of each backfill month (default {FULL['backfill_rows']:,})")
@@ -330,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     mirror_root = data / "mirror" / ("quick" if args.quick else "full")
     log(f"taxi_assets bench, {started_at:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {load_start}, {ARROW_POOL_ENV}={_arrow_pool() or '(unset)'}")
     log(f"1/3 generating (cached in {mirror_root}): yellow {YELLOW_MONTH} {args.yellow_rows:,} rows parquet + csv.gz, "
-        f"fhvhv {FHVHV_MONTH} {args.fhvhv_rows:,} rows parquet, {args.months} yellow backfill months "
+        f"fhvhv {FHVHV_MONTH} {args.fhvhv_rows:,} rows parquet, fhv {FHV_MONTH} {args.fhv_rows:,} rows parquet, "
+        f"{args.months} yellow backfill months "
         f"of {args.backfill_rows:,} rows")
     t0 = time.perf_counter()
     generated = []
@@ -338,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if {"zoomcamp", "dagster-in-process"} - args.skip:
         generated += build_mirror(mirror_root, ["yellow"], [YELLOW_MONTH], "csv.gz", args.yellow_rows)
     generated += build_mirror(mirror_root, ["fhvhv"], [FHVHV_MONTH], "parquet", args.fhvhv_rows)
+    generated += build_mirror(mirror_root, ["fhv"], [FHV_MONTH], "parquet", args.fhv_rows)
     if "backfill" not in args.skip:
         # the backfill months get their own size (a month already generated with another size is redone)
         backfill_root = mirror_root
@@ -385,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         if ours:
             for warehouse in args.warehouses:
                 bench.pipeline("fhvhv", "parquet", FHVHV_MONTH, args.fhvhv_rows, "job", warehouse)
+                bench.pipeline("fhv", "parquet", FHV_MONTH, args.fhv_rows, "job", warehouse)
         if "backfill" not in args.skip:
             daemon_ok = False
             if args.backfill in ("daemon", "both"):

@@ -46,7 +46,8 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert all(r["peak_rss_mb"] > 0 for r in measured)
     by_variant = {(r["variant"], r["service"], r["format"], r["scope"], r["warehouse"]): r for r in rows}
     ours = {("dagster-in-process", "yellow", "parquet", "ingest"), ("dagster-in-process", "yellow", "csv.gz", "ingest"),
-            ("dagster-in-process", "yellow", "parquet", "job"), ("dagster-in-process", "fhvhv", "parquet", "job")}
+            ("dagster-in-process", "yellow", "parquet", "job"), ("dagster-in-process", "fhvhv", "parquet", "job"),
+            ("dagster-in-process", "fhv", "parquet", "job")}
     assert set(by_variant) == {
         ("zoomcamp", "yellow", "csv.gz", None, "postgres"),
         # the peer: dlt on the same parquet month into the same server, plain and with the zoomcamp's filters
@@ -81,15 +82,16 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert 0 < filtered["rows_loaded"] < filtered["rows"]
     assert "parquet" in plain["file_formats"]
 
-    # the whole history, projected from this run's measured whole-job rates (yellow for the taxis, fhvhv for hire)
+    # the whole history, projected from this run's measured whole-job rates (yellow's for the taxis,
+    # fhvhv's and fhv's for their own rows)
     for warehouse in ("duckdb", "postgres"):
         projection = by_variant[("projection", "all", "parquet", "whole-history", warehouse)]
-        yellow_rate = by_variant[("dagster-in-process", "yellow", "parquet", "job", warehouse)]["rows_per_s"]
-        fhvhv_rate = by_variant[("dagster-in-process", "fhvhv", "parquet", "job", warehouse)]["rows_per_s"]
-        taxis = sum(e.rows for e in HISTORY if e.service in ("yellow", "green"))
-        hire = sum(e.rows for e in HISTORY if e.service in ("fhv", "fhvhv"))
-        assert projection["rows"] == taxis + hire
-        assert projection["seconds"] == pytest.approx(taxis / yellow_rate + hire / fhvhv_rate, rel=1e-3)
+        rate = {s: by_variant[("dagster-in-process", s, "parquet", "job", warehouse)]["rows_per_s"] for s in ("yellow", "fhvhv", "fhv")}
+        rows_of = {s: sum(e.rows for e in HISTORY if e.service in group) for s, group in
+                   (("yellow", ("yellow", "green")), ("fhvhv", ("fhvhv",)), ("fhv", ("fhv",)))}
+        assert projection["rows"] == sum(rows_of.values())
+        assert projection["seconds"] == pytest.approx(sum(rows_of[s] / rate[s] for s in rate), rel=1e-3)
+        assert projection["rates_rows_per_s"]["fhv"] == rate["fhv"] != rate["fhvhv"]
     assert "projected on this machine, duckdb" in done.stdout
     # ... and carried to bigger machines and to BigQuery, from the steps and the lake this run measured
     assert all(r["lake_bytes"] > 0 for r in measured if r["variant"] == "dagster-in-process")
@@ -102,12 +104,13 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     mirror = tmp_path / "bench" / "mirror" / "quick"
     yellow = pq.ParquetFile(mirror / "trip-data" / "yellow_tripdata_2021-01.parquet").metadata.num_rows
     fhvhv = pq.ParquetFile(mirror / "trip-data" / "fhvhv_tripdata_2021-01.parquet").metadata.num_rows
-    assert yellow == QUICK["yellow_rows"] and fhvhv == QUICK["fhvhv_rows"]
+    fhv = pq.ParquetFile(mirror / "trip-data" / "fhv_tripdata_2017-06.parquet").metadata.num_rows
+    assert (yellow, fhvhv, fhv) == (QUICK["yellow_rows"], QUICK["fhvhv_rows"], QUICK["fhv_rows"])
     zoomcamp = by_variant[("zoomcamp", "yellow", "csv.gz", None, "postgres")]
     assert zoomcamp["rows"] == zoomcamp["rows_read"] == yellow
     assert 0 < zoomcamp["rows_loaded"] < yellow  # passenger_count > 0 dropped some
     for (*key, warehouse), generated in (
-        (key + (warehouse,), yellow if key[1] == "yellow" else fhvhv) for key in ours for warehouse in ("duckdb", "postgres")
+        (key + (warehouse,), {"yellow": yellow, "fhvhv": fhvhv, "fhv": fhv}[key[1]]) for key in ours for warehouse in ("duckdb", "postgres")
     ):
         row = by_variant[(*key, warehouse)]
         assert row["rows"] == row["rows_read"] == generated, row
@@ -165,15 +168,17 @@ def test_the_history_is_carried_to_bigger_machines_and_to_bigquery_from_the_meas
     yellow_steps = {"ingest": 9.0, "trips_table": 0.6, "rejects_summary": 0.2,
                     "daily_zone_mart": 0.1, "daily_zone_mart_trips_add_up": 0.1}  # a tenth of it in the warehouse
     fhvhv_steps = {"ingest": 45.0, "trips_table": 4.0, "daily_zone_mart": 1.0}  # a tenth too
+    fhv_steps = {"ingest": 4.5, "trips_table": 0.4, "daily_zone_mart": 0.1}  # and here
     rows = [
         job("duckdb", "yellow", 3_000_000, 6.0, yellow_steps, 40), job("duckdb", "fhvhv", 20_000_000, 50.0, fhvhv_steps, 30),
+        job("duckdb", "fhv", 5_000_000, 5.0, fhv_steps, 20),
         job("postgres", "yellow", 3_000_000, 10.0, yellow_steps, 40), job("postgres", "fhvhv", 20_000_000, 80.0, fhvhv_steps, 30),
+        job("postgres", "fhv", 5_000_000, 8.0, fhv_steps, 20),
     ]
-    taxis = sum(e.rows for e in HISTORY if RATE_FROM[e.service] == "yellow")
-    hire = sum(e.rows for e in HISTORY if RATE_FROM[e.service] == "fhvhv")
-    duck = taxis / 500_000 + hire / 400_000
+    taxis, hire, fhv = (sum(e.rows for e in HISTORY if RATE_FROM[e.service] == s) for s in ("yellow", "fhvhv", "fhv"))
+    duck = taxis / 500_000 + hire / 400_000 + fhv / 1_000_000
     duck_lake = duck * 0.9
-    pg = taxis / 300_000 + hire / 250_000
+    pg = taxis / 300_000 + hire / 250_000 + fhv / 625_000
     e = project_elsewhere(rows)
     hours = lambda s: pytest.approx(s / 3600, abs=0.01)  # noqa: E731
     assert e["duckdb_warehouse_floor_hours"] == hours(duck - duck_lake)
@@ -181,7 +186,7 @@ def test_the_history_is_carried_to_bigger_machines_and_to_bigquery_from_the_meas
     assert on["8"]["duckdb"] == hours(duck / 4)  # 4 months at once: the lake work is the bound
     assert on["32"]["duckdb"] == hours(duck - duck_lake)  # 16 months at once: the warehouse is
     assert on["8"]["postgres"] == hours(pg / 4) and on["32"]["postgres"] == hours(pg / 16)
-    upload = taxis * 40 + hire * 30
+    upload = taxis * 40 + hire * 30 + fhv * 20
     bq = e["bigquery"]
     assert bq["upload_gb"] == pytest.approx(upload / 1e9, abs=0.1)
     assert bq["machine_hours_on_cores"]["2"] == hours(max(duck_lake, upload * 8 / 1e9))
@@ -190,5 +195,5 @@ def test_the_history_is_carried_to_bigger_machines_and_to_bigquery_from_the_meas
     unmeasured = [{**r, "lake_bytes": None} for r in rows]
     assert "bigquery" not in project_elsewhere(unmeasured) and project_elsewhere(unmeasured)["hours_on_cores"] == on
     # a run that measured only one warehouse's jobs projects that one; none at all, nothing
-    assert set(project_elsewhere(rows[:2])["hours_on_cores"]["8"]) == {"duckdb"}
+    assert set(project_elsewhere(rows[:3])["hours_on_cores"]["8"]) == {"duckdb"}
     assert project_elsewhere([]) is None
