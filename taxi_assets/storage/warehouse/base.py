@@ -137,8 +137,8 @@ def round2_halves_away(expr: str) -> str:
     The engines' own ROUNDs disagree by a cent at halves: DuckDB 2.0 rounds the double's exact
     binary value (89.475 is stored as 89.47499... and gives 89.47), DuckDB 1.5 gave 89.48 as this
     does (identical on 3M values), Postgres's round(numeric) rounds a 15-digit decimal of the double
-    and its round(double) halves to even. One formula keeps the marts equal across engines and
-    across the DuckDB upgrade.
+    and its round(double) halves to even. One formula keeps DuckDB's and Postgres's marts equal,
+    and DuckDB's the same across its upgrade.
     """
     v = f"CAST(({expr}) AS DOUBLE PRECISION)"
     return (
