@@ -51,27 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import (
-    SCOPES,
-    SERVICE_ASSETS,
-    _step_times,
-    child_pipeline,
-    child_zones,
-)
+from benchmarks.children import SCOPES, SERVICE_ASSETS, _step_times, child_pipeline, child_zones
 from benchmarks.common import (
-    PY,
-    ROOT,
-    YELLOW_MONTH,
-    Result,
-    ARROW_POOL_ENV, _arrow_pool, _loadavg,
-    embedded_max_runs,
-    _month_list,
-    _r,
-    _read_json,
-    drop_schema,
-    log,
-    pg_env,
-    postgres,
+    ARROW_POOL_ENV, PY, ROOT, YELLOW_MONTH, Result, _arrow_pool, _loadavg, _month_list, _r, _read_json, drop_schema,
+    embedded_max_runs, log, pg_env, postgres,
 )
 from benchmarks.daemon import backfill_daemon, backfill_in_process
 from benchmarks.history import projections
