@@ -37,7 +37,8 @@ $(DAGSTER_HOME)/dagster.yaml:
 	  '# Written by make (the deployment'"'"'s, on Postgres, is deploy/dagster.yaml).' \
 	  'telemetry:' '  enabled: false' 'python_logs:' '  python_log_level: INFO' \
 	  'run_coordinator:' '  module: dagster._core.run_coordinator' '  class: QueuedRunCoordinator' \
-	  '  config:' '    max_concurrent_runs: $(MAX_RUNS)' '    dequeue_interval_seconds: 1' > $@
+	  '  config:' '    max_concurrent_runs: $(MAX_RUNS)' '    dequeue_interval_seconds: 1' \
+	  '    max_user_code_failure_retries: 3' '    user_code_failure_retry_delay: 10' > $@
 
 ## make demo: offline mirror -> local HTTP server -> every asset for 3 months of yellow and green
 ## (at a real month's size: make demo ROWS=3000000; other months: MONTHS=2023-01..2023-06)

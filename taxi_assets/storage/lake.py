@@ -49,6 +49,20 @@ def _sweep_abandoned(base: Path, min_age_seconds: float = 3600, prefix: str = "s
             continue
 
 
+def _rename_into_folder(local_file: Path, dest: str, attempts: int = 5) -> None:
+    """Rename into `dest`'s folder, making the folder first. A publisher of another month removes
+    the empty date folders it leaves; if one removes ours between our mkdir and our rename (a folder
+    two months share, e.g. the null date), make it again."""
+    for attempt in range(attempts):
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(local_file, dest)
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1 or not Path(local_file).exists():
+                raise
+
+
 class Lake(ManifestMonths):
     """Keys are '/'-separated paths under the lake root, e.g. 'raw/yellow/yellow_tripdata_2024-01.parquet'."""
 
@@ -137,9 +151,8 @@ class Lake(ManifestMonths):
         """
         dest = self.path(key)
         if self.is_local:
-            Path(dest).parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.replace(local_file, dest)
+                _rename_into_folder(local_file, dest)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -263,6 +264,7 @@ class ManifestMonths:
         marker = f"{file_prefix}_{month}_"
         selector = pafs.FileSelector(self.path(dataset), recursive=True, allow_not_found=True)
         base = self.path(dataset) + "/"
+        emptied: set[str] = set()
         for info in self.fs.get_file_info(selector):
             if info.type != pafs.FileType.File or not info.base_name.startswith(marker):
                 continue
@@ -270,10 +272,13 @@ class ManifestMonths:
             version = info.base_name[len(marker):].rsplit("-", 1)[0]
             if rel not in wanted and version < keep.version:
                 self.fs.delete_file(info.path)
+                emptied.add(info.path.rsplit("/", 1)[0])
         if self.is_local:
-            for folder in Path(self.path(dataset)).glob("*=*"):
+            # Only the folders this sweep emptied: another month's publisher may have just made a
+            # folder of its own and not yet renamed its file into it.
+            for folder in emptied:
                 with contextlib.suppress(OSError):
-                    folder.rmdir()  # only succeeds when empty
+                    os.rmdir(folder)  # only succeeds when empty
 
     @contextlib.contextmanager
     def _month_lock(self, dataset: str, month: str) -> Iterator[None]:

@@ -81,7 +81,7 @@ def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
         "run_coordinator": {
             "module": "dagster._core.run_coordinator",
             "class": "QueuedRunCoordinator",
-            "config": {"max_concurrent_runs": runs, "dequeue_interval_seconds": 1},
+            "config": {"max_concurrent_runs": runs, "dequeue_interval_seconds": 1, "max_user_code_failure_retries": 3, "user_code_failure_retry_delay": 10},
         },
     }
     with warnings.catch_warnings():
@@ -92,3 +92,5 @@ def test_make_writes_a_quiet_instance_config_for_the_embedded_default(tmp_path):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_coordinator.dequeue_interval_seconds == 1
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == runs
+        # a run dequeued while `dg dev`'s code server is still starting goes back in the queue
+        assert instance.get_concurrency_config().run_queue_config.max_user_code_failure_retries == 3

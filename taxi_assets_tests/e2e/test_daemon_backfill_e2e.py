@@ -155,17 +155,24 @@ class Stack:
         """The errors of a backfill's failed runs, for assertion messages."""
         lines = []
         for run in self.backfill_runs(backfill_id):
-            if run.status == dg.DagsterRunStatus.SUCCESS:
-                continue
-            lines.append(f"run {run.run_id} {run_month(run)} {run.status}")
-            for entry in self.instance.all_logs(run.run_id):
-                event = entry.dagster_event
-                if event is not None and event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE", "ENGINE_EVENT") and event.is_failure or (
-                    event is not None and event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")
-                ):
-                    error = getattr(event.event_specific_data, "error", None)
-                    lines.append(f"  {event.event_type_value} {event.step_key}: {entry.message} {error.message if error else ''}"[:1500])
+            if run.status != dg.DagsterRunStatus.SUCCESS:
+                lines.append(f"run {run.run_id} {run_month(run)} {run.status}")
+                lines.extend(self.run_errors(run.run_id))
         return "\n".join(lines) or "no failed run"
+
+    def run_errors(self, run_id: str) -> list[str]:
+        """A run's failure events and its engine events (a run worker that died says so there)."""
+        lines = []
+        for entry in self.instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is not None and (event.is_failure or event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE", "ENGINE_EVENT")):
+                error = getattr(event.event_specific_data, "error", None)
+                lines.append(f"  {event.event_type_value} {event.step_key}: {entry.message} {error.to_string() if error else ''}"[:3000])
+        return lines
+
+    def run_succeeds(self, run_id: str, timeout: float = 180) -> None:
+        status = self.wait_run(run_id, timeout)
+        assert status == "SUCCESS", "\n".join([f"run {run_id} {status}", *self.run_errors(run_id)])
 
     def timeline(self, backfill_id: str, since: float) -> str:
         """When each run of a backfill started and ended, in seconds after `since` (for the log)."""
@@ -204,14 +211,14 @@ class Stack:
     def run_month(self, service: str, month: str) -> None:
         """Run the service's monthly job for one month (zones first if they are not loaded), to success."""
         if not self.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
-            assert self.wait_run(self.launch_run("zones")) == "SUCCESS"
+            self.run_succeeds(self.launch_run("zones"))
         data = self.gql(
             LAUNCH_RUN,
             {"p": {"selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": f"{service}_monthly"},
                    "executionMetadata": {"tags": [{"key": "dagster/partition", "value": month}]}}},
         )
         assert data["launchRun"]["__typename"] == "LaunchRunSuccess", data
-        assert self.wait_run(data["launchRun"]["run"]["runId"]) == "SUCCESS"
+        self.run_succeeds(data["launchRun"]["run"]["runId"])
 
 
 LAUNCH_RUN = """
@@ -420,7 +427,7 @@ def assert_no_duplicates(stack: Stack, months: list[str]) -> None:
 # -- the tests --------------------------------------------------------------------------------
 def test_asset_backfill_through_graphql(stack: Stack):
     started = time.monotonic()
-    assert stack.wait_run(stack.launch_run("zones")) == "SUCCESS"
+    stack.run_succeeds(stack.launch_run("zones"))
     launched = time.time()
     backfill = stack.launch_backfill(SERVICES, FIRST_MONTHS)
     stack.first_backfill = backfill
@@ -440,7 +447,7 @@ def test_asset_backfill_through_graphql(stack: Stack):
 
 def test_backfill_survives_daemon_sigkill(stack: Stack):
     if not stack.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
-        assert stack.wait_run(stack.launch_run("zones")) == "SUCCESS"
+        stack.run_succeeds(stack.launch_run("zones"))
     launched = time.time()
     backfill = stack.launch_backfill(SERVICES, KILL_MONTHS)
     daemon = stack.procs["daemon"]

@@ -134,6 +134,38 @@ def test_other_months_are_untouched(tmp_path):
     assert december.num_rows == 7
 
 
+
+def test_a_months_sweep_leaves_a_folder_another_month_is_publishing_into(tmp_path):
+    """Concurrent months: December's publisher has made its (still empty) date folder and not yet
+    renamed its file in when January's republication sweeps. January removes only what it emptied."""
+    lake = Lake(str(tmp_path / "lake"))
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([1, 2], 3), SCHEMA, "pickup_date")
+    december_folder = tmp_path / "lake/trips/yellow/pickup_date=2023-12-31"
+    december_folder.mkdir()
+    lake.publish_partitioned_month("trips/yellow", "2024-01", "yellow", month_batches([2], 3), SCHEMA, "pickup_date")
+    assert december_folder.is_dir()
+    assert not (tmp_path / "lake/trips/yellow/pickup_date=2024-01-01").exists()
+
+
+def test_put_file_makes_the_folder_again_when_another_publisher_removed_it(tmp_path, monkeypatch):
+    """The other half of that race: the folder goes between our mkdir and our rename."""
+    lake = Lake(str(tmp_path / "lake"))
+    staged = tmp_path / "staged.bin"
+    staged.write_bytes(b"day file")
+    rename, raced = os.replace, []
+
+    def replace_after_a_sweep(src, dst):
+        if not raced:
+            raced.append(dst)
+            os.rmdir(os.path.dirname(dst))
+        return rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_a_sweep)
+    lake.put_file(staged, "trips/yellow/pickup_date=2024-01-02/day.parquet")
+    assert raced and (tmp_path / "lake/trips/yellow/pickup_date=2024-01-02/day.parquet").read_bytes() == b"day file"
+    assert not staged.exists()
+
+
 SLOW_PUBLISH = textwrap.dedent(
     """
     import datetime as dt, sys, time

@@ -68,6 +68,7 @@ def test_a_run_on_postgres_storage_records_its_run_and_materialization_there(tmp
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.get_concurrency_config().run_queue_config.max_user_code_failure_retries == 3
         assert instance.run_retries_enabled and not instance.run_retries_retry_on_asset_or_op_failure
         assert instance.run_monitoring_enabled
         result = dg.materialize([tiny_month], partition_key="2024-02-01", instance=instance)
