@@ -12,7 +12,7 @@ DATA_DIR ?= $(or $(TAXI_DATA_DIR),data)
 MIRROR_PORT ?= 8765
 DEV_PORT ?= 3000
 
-.PHONY: install demo test dev dev-offline bench clean
+.PHONY: install demo test dev dev-offline backfill bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "taxi_assets needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
@@ -64,6 +64,11 @@ dev-offline: install $(DAGSTER_HOME)/dagster.yaml
 	TAXI_ZONES_URL=http://127.0.0.1:$(MIRROR_PORT)/misc/taxi_zone_lookup.csv \
 	TAXI_LAKE_URI=$${TAXI_LAKE_URI:-$(DATA_DIR)/lake} TAXI_DUCKDB_PATH=$${TAXI_DUCKDB_PATH:-$(DATA_DIR)/warehouse.duckdb} \
 	$(VENV)/bin/dg dev -h 127.0.0.1 -p $(DEV_PORT)
+
+## make backfill SERVICE=yellow MONTHS=2023-01..2023-12: each month its own run, queued at once for the
+## daemon of make dev / make dev-offline (the UI's backfills wait up to 30 s for the backfill daemon)
+backfill: install $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m devtools.backfill --service "$(SERVICE)" --months "$(MONTHS)"
 
 ## make bench: figures for a month end to end
 bench: install

@@ -45,7 +45,8 @@ def print_projection(rows: list[dict[str, Any]]) -> None:
         with_dagster = p.get("hours_with_dagster_overhead")
         log(f"projected on this machine, {p['warehouse']}: {p['hours_data_work']:.1f} h of data work "
             f"({p['rows_per_s']:,} rows/s blended; per service {p['per_service_hours']})"
-            + (f", {with_dagster:.1f} h with the daemon's measured overhead of {p['overhead_seconds_per_month']} s a month"
+            + (f", {with_dagster:.1f} h with the daemon backfill's measured overhead of {p['overhead_seconds_per_month']} s "
+               "a month (make backfill's, when it ran)"
                if with_dagster is not None else ""))
     elsewhere = projections[0].get("elsewhere")
     if elsewhere:

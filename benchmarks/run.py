@@ -18,8 +18,10 @@ One run of `python -m benchmarks.run`:
    - dagster-cli: the same yellow month through `dagster asset materialize` (a new process that loads
      the code location, as a user types it);
    - backfill-daemon (--backfill daemon, the default): N yellow months as one asset backfill launched
-     over GraphQL (`launchPartitionBackfill`; the CLI has no asset backfill command), executed by
-     `dagster-daemon` (queued run coordinator, default run launcher) on an instance of its own;
+     over GraphQL (`launchPartitionBackfill`, as the UI does), executed by `dagster-daemon` (queued
+     run coordinator, default run launcher) on an instance of its own; backfill-daemon-cli: the same
+     months launched as `make backfill` does (`dagster job backfill`, which queues the runs itself
+     instead of waiting for the backfill daemon's next loop), on a daemon of its own;
    - backfill-in-process (--backfill in-process, the --quick default, and the fallback when the
      daemon backfill fails): the same N months as N sequential in-process runs;
 4. prints a table and writes benchmarks/results/bench-<UTC time>.json (a list of objects, one per
@@ -56,7 +58,7 @@ from benchmarks.common import (
     ARROW_POOL_ENV, PY, ROOT, YELLOW_MONTH, Result, _arrow_pool, _loadavg, _month_list, _r, _read_json, drop_schema,
     embedded_max_runs, log, pg_env, postgres,
 )
-from benchmarks.daemon import backfill_daemon, backfill_in_process
+from benchmarks.daemon import LAUNCHES, backfill_daemon, backfill_in_process
 from benchmarks.history import projections
 from benchmarks.peers import DLT_VERSION, compare_with_dlt, dlt_child, dlt_result
 from benchmarks.report import print_projection, print_table
@@ -234,9 +236,9 @@ class Bench:
                    "steps": steps, "log": str(log_path)},
         ))
 
-    def backfill_daemon(self, months: list[str], rows: int) -> Result:
-        """An asset backfill over GraphQL, run by dagster-daemon, on an instance of its own."""
-        return backfill_daemon(self, months, rows)
+    def backfill_daemon(self, months: list[str], rows: int, launch: str) -> Result:
+        """A backfill run by dagster-daemon on an instance of its own (`launch`: benchmarks.daemon.LAUNCHES)."""
+        return backfill_daemon(self, months, rows, launch)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -378,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         if "backfill" not in args.skip:
             daemon_ok = False
             if args.backfill in ("daemon", "both"):
-                daemon_ok = bench.backfill_daemon(backfill_months, args.backfill_rows).ok
+                daemon_ok = all([bench.backfill_daemon(backfill_months, args.backfill_rows, launch).ok
+                                 for launch in LAUNCHES])
                 if not daemon_ok:
                     log("   the daemon backfill failed (see its log); measuring in-process runs instead")
             if args.backfill in ("in-process", "both") or not daemon_ok:

@@ -148,6 +148,9 @@ def test_runs_side_by_side_are_measured_against_the_work_their_steps_take_alone(
     assert row["data_work_seconds"] == pytest.approx(96.0)
     assert row["dagster_overhead_share"] == pytest.approx(0.2)
     assert overhead_per_month([row]) == pytest.approx(1.0)
+    # make backfill's launch is the history's: its measured overhead is the one carried
+    cli = {**row, "variant": "backfill-daemon-cli", "seconds": 108.0}
+    assert overhead_per_month([row, cli]) == pytest.approx(0.5)
     # nothing to measure against: no figure rather than a flattering one
     unmeasured = _backfill_extra(24, 120.0, 150.0, 160.0, {}, None)
     assert unmeasured["dagster_overhead_share"] is None

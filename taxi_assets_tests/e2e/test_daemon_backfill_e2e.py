@@ -6,6 +6,8 @@ workspace.yaml shape), the code location pointed at a local TLC mirror, the Post
    does: every month lands once, and the warehouse holds exactly the lake's rows.
 2. Three more months, with the daemon SIGKILLed half-way and restarted: the backfill finishes, every
    month is materialized exactly once, and no row is duplicated.
+3. Two months queued by `make backfill`'s program (`devtools.backfill`, a job backfill through
+   `dagster job backfill`): its runs exist as soon as it returns, and the daemon lands every month once.
 
 The `stack` fixture is session-scoped and shared with test_ui_browser.py.
 """
@@ -49,6 +51,7 @@ SERVICES = ["yellow", "green"]
 FIRST_MONTHS = ["2023-01", "2023-02", "2023-03"]
 KILL_MONTHS = ["2023-04", "2023-05", "2023-06"]
 SPARE_MONTH = "2023-07"  # in the mirror, run by no backfill: for a test that needs a run of its own
+CLI_MONTHS = ["2023-08", "2023-09"]  # queued by `make backfill`'s program, not the UI
 ROWS = 3_000
 TRIP_ASSETS = ["raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"]
 LOCATION = "taxi_assets"
@@ -284,7 +287,7 @@ def _running_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) 
     logs = ARTIFACTS / "dagster-stack"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
-    build_mirror(root / "mirror", SERVICES, [*FIRST_MONTHS, *KILL_MONTHS, SPARE_MONTH], "parquet", ROWS)
+    build_mirror(root / "mirror", SERVICES, [*FIRST_MONTHS, *KILL_MONTHS, SPARE_MONTH, *CLI_MONTHS], "parquet", ROWS)
     dagster_db = create_database(postgres_url, "taxi_e2e_dagster")
     warehouse_db = create_database(postgres_url, "taxi_e2e_warehouse")
     home = root / "dagster_home"
@@ -493,3 +496,29 @@ def test_backfill_survives_daemon_sigkill(stack: Stack):
 
 def _first_loaded(stack: Stack) -> bool:
     return FIRST_MONTHS[0] in stack.instance.get_materialized_partitions(dg.AssetKey([SERVICES[0], "trips_table"]))
+
+
+def test_make_backfill_queues_each_month_for_the_daemon(stack: Stack):
+    if not stack.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
+        stack.run_succeeds(stack.launch_run("zones"))
+    backfills = []
+    for service in SERVICES:
+        done = subprocess.run(
+            [sys.executable, "-m", "devtools.backfill", "--service", service, "--months", f"{CLI_MONTHS[0]}..{CLI_MONTHS[-1]}",
+             "--workspace", str(stack.home / "workspace.yaml")],
+            env=stack.env, cwd=REPO, capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"queued {len(CLI_MONTHS)} run(s) of {service}_monthly" in done.stdout, done.stdout
+        assert "no dagster-daemon" not in done.stdout  # the stack's daemon is serving the queue
+        backfill = done.stdout.split("backfill ")[1].split()[0]
+        # Queued by the command itself: the runs are there before any backfill daemon loop came by.
+        queued = stack.backfill_runs(backfill)
+        assert sorted(run_month(r) for r in queued) == CLI_MONTHS, [(r.run_id, r.tags) for r in queued]
+        assert all(r.remote_job_origin.location_name == LOCATION for r in queued)
+        backfills.append(backfill)
+    for backfill in backfills:
+        runs = stack.wait_runs(backfill, len(CLI_MONTHS))
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), stack.failures(backfill)
+    assert_months_landed_once(stack, CLI_MONTHS)
+    assert_checks_recorded_per_month(stack, CLI_MONTHS)

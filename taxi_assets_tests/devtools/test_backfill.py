@@ -1,0 +1,77 @@
+"""`make backfill`'s program: the months it queues, and what it refuses (with nothing queued).
+
+That the daemon then runs the queued months to the end is in e2e/test_daemon_backfill_e2e.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from devtools import backfill
+
+REPO = Path(__file__).resolve().parents[2]
+QUEUED = ("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+          "telemetry:\n  enabled: false\n")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An instance with a run queue, as make writes it; commands run from the project's root, where
+    `dagster` finds the code location in pyproject.toml as `make dev` does."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(QUEUED)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.chdir(REPO)
+    return home
+
+
+def runs(home: Path) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return list(instance.get_runs())
+
+
+def test_months_of_a_range_and_of_a_list():
+    assert backfill.backfill_months("yellow", "2023-11..2024-02") == ["2023-11", "2023-12", "2024-01", "2024-02"]
+    assert backfill.backfill_months("green", "2023-05,2023-01,2023-05") == ["2023-01", "2023-05"]
+
+
+@pytest.mark.parametrize(("service", "months", "message"), [
+    ("purple", "2023-01", "unknown TLC service 'purple'"),
+    ("yellow", "2023-13", "yellow: not a month: '2023-13'"),
+    ("yellow", "", "yellow: no months given (MONTHS="),
+    ("yellow", "2023-03..2023-01", "yellow: no month in '2023-03..2023-01'"),
+    ("fhvhv", "2019-01..2019-03", "fhvhv: 2019-01 not among its months (2019-02.."),
+    ("green", "2099-01", "green: 2099-01 not among its months"),
+])
+def test_a_bad_service_or_month_is_named_and_nothing_is_queued(home, capsys, service, months, message):
+    assert backfill.main(["--service", service, "--months", months]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "nothing was queued" in err
+    assert runs(home) == []
+
+
+def test_each_month_is_queued_as_its_own_run_of_the_services_job(home, capsys):
+    assert backfill.main(["--service", "green", "--months", "2023-01..2023-03"]) == 0
+    out = capsys.readouterr().out
+    queued = runs(home)
+    assert sorted(r.tags["dagster/partition"] for r in queued) == ["2023-01", "2023-02", "2023-03"]
+    assert {r.status for r in queued} == {dg.DagsterRunStatus.QUEUED}
+    assert {r.job_name for r in queued} == {"green_monthly"}
+    # under the name make dev's daemon knows the code location by, or it could not launch them
+    assert {r.remote_job_origin.location_name for r in queued} == {"taxi_assets"}
+    [backfill_id] = {r.tags["dagster/backfill"] for r in queued}
+    assert f"backfill {backfill_id}" in out
+    assert "no dagster-daemon is serving this instance" in out
+
+
+def test_an_instance_without_a_run_queue_is_refused(home, capsys):
+    """Dagster's default coordinator queues; one that launches at submission would start the runs from
+    the code server the command stops."""
+    (home / "dagster.yaml").write_text(QUEUED.replace("QueuedRunCoordinator", "DefaultRunCoordinator"))
+    assert backfill.main(["--service", "yellow", "--months", "2023-01"]) == 2
+    assert "no run queue" in capsys.readouterr().err
+    assert runs(home) == []
