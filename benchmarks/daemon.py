@@ -155,19 +155,19 @@ def backfill_in_process(bench, months: list[str], rows: int) -> Result:
 
 
 #: How a backfill is launched: as the UI does (an asset backfill, which the backfill daemon picks up on
-#: its next 30-second loop and turns into runs), or as `make backfill` does (Dagster's `dagster job
-#: backfill`, which queues the month's runs itself; the daemon's run queue starts them).
+#: its next 30-second loop and turns into runs), or as `make backfill` does (`devtools.backfill`: Dagster's
+#: `dagster job backfill`, which queues the months' runs itself; the daemon's run queue starts them).
 LAUNCHES = {"ui": "backfill-daemon", "cli": "backfill-daemon-cli"}
 
 
-def _launch_job_backfill(env: dict[str, str], workspace: Path, job: str, months: list[str]) -> str:
-    """`dagster job backfill`, as `make backfill` runs it; the backfill's id from what it prints."""
-    done = subprocess.run([str(Path(PY).parent / "dagster"), "job", "backfill", "-w", str(workspace), "-j", job,
-                           "--from", months[0], "--to", months[-1], "--noprompt"],
-                          env=env, cwd=ROOT, capture_output=True, text=True)
-    found = re.search(r"Launched backfill job `([^`]+)`", done.stdout)
+def _launch_job_backfill(env: dict[str, str], workspace: Path, service: str, months: list[str]) -> str:
+    """What `make backfill` runs (`devtools.backfill`, which checks the months and then runs `dagster job
+    backfill`), on the bench's workspace; the backfill's id from what it prints."""
+    done = subprocess.run([PY, "-m", "devtools.backfill", "--service", service, "--months", f"{months[0]}..{months[-1]}",
+                           "--workspace", str(workspace)], env=env, cwd=ROOT, capture_output=True, text=True)
+    found = re.search(r": backfill (\S+) ", done.stdout)
     if done.returncode or not found:
-        raise RuntimeError(f"dagster job backfill failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-1500:]}")
+        raise RuntimeError(f"make backfill failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-1500:]}")
     return found.group(1)
 
 
@@ -216,7 +216,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
     extra: dict[str, Any] = {
         "method": (f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL "
                    "launchPartitionBackfill" if launch == "ui" else
-                   f"dagster job backfill -j yellow_monthly, {len(months)} partitions (make backfill)")
+                   f"make backfill (devtools.backfill: dagster job backfill -j yellow_monthly), {len(months)} partitions")
                   + "; dagster-daemon (QueuedRunCoordinator, "
                   f"max_concurrent_runs={bench.args.backfill_concurrency}, DefaultRunLauncher); "
                   "peak RSS = the daemon's process tree (code server, run workers); "
@@ -235,7 +235,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
                 backfill_id = _launch_backfill(graphql, keys, months)
                 status = _wait_backfill(graphql, backfill_id, bench.args.timeout)
             else:
-                backfill_id = _launch_job_backfill(env, workspace, "yellow_monthly", months)
+                backfill_id = _launch_job_backfill(env, workspace, "yellow", months)
                 _wait_runs(instance, backfill_id, len(months), bench.args.timeout)
                 status = _wait_backfill(graphql, backfill_id, 60)
             extra.update({"backfill_id": backfill_id, "backfill_status": status,

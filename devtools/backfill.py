@@ -26,6 +26,7 @@ from taxi_assets.defs.partitions import monthly_partitions
 from taxi_assets.tlc.months import month_range
 from taxi_assets.tlc.services import get_service
 
+
 def backfill_months(service_name: str, spec: str) -> list[str]:
     """The months of `spec` ('2023-01..2023-12' or a comma list) for the service, in order; a
     ValueError naming the service and the month when one is not a month the service has."""
