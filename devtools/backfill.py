@@ -9,6 +9,8 @@ other, and each run is tagged with its month like a scheduled run, so every mont
 keep their own status.
 
 The months are checked here first, so a typo fails with the service and month named and nothing queued.
+On an instance that has not loaded the zone lookup yet (every month's cleaning needs it), the zones
+job is queued first and waited for, so the months do not all fail on it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import argparse
 import re
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
 
-from taxi_assets.defs.jobs import service_job_name
+from taxi_assets.defs.assets.zones import taxi_zone_lookup, taxi_zones
+from taxi_assets.defs.jobs import ZONES_JOB, service_job_name
 from taxi_assets.defs.partitions import monthly_partitions
 from taxi_assets.tlc.months import month_range
 from taxi_assets.tlc.services import get_service
@@ -54,6 +59,29 @@ def daemon_running(instance: dg.DagsterInstance) -> bool:
     return instance.get_daemon_statuses(["QUEUED_RUN_COORDINATOR"])["QUEUED_RUN_COORDINATOR"].healthy
 
 
+def zones_loaded(instance: dg.DagsterInstance) -> bool:
+    return all(instance.get_latest_materialization_event(asset.key) for asset in (taxi_zone_lookup, taxi_zones))
+
+
+def load_zones(instance: dg.DagsterInstance, workspace: list[str], timeout: float = 600) -> str | None:
+    """Queue the zones job and wait for it; None when it succeeded, else why not."""
+    run_id = str(uuid.uuid4())
+    done = subprocess.run([_dagster(), "job", "launch", *workspace, "-j", ZONES_JOB.name, "--run-id", run_id],
+                          capture_output=True, text=True)
+    if done.returncode:
+        return f"the zones job was not queued:\n{done.stdout}{done.stderr}"
+    deadline = time.monotonic() + timeout
+    while (run := instance.get_run_by_id(run_id)) is None or not run.is_finished:
+        if time.monotonic() > deadline:
+            return f"the zones run {run_id} did not finish within {timeout:.0f} s"
+        time.sleep(1)
+    return None if run.is_success else f"the zones run {run_id} ended {run.status.value} (its events are in the UI)"
+
+
+def _dagster() -> str:
+    return str(Path(sys.executable).parent / "dagster")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--service", required=True, help="yellow, green, fhv or fhvhv")
@@ -74,10 +102,18 @@ def main(argv: list[str] | None = None) -> int:
             print("make backfill: this instance has no run queue (run_coordinator in $DAGSTER_HOME/dagster.yaml); "
                   "launch the backfill from the UI instead; nothing was queued", file=sys.stderr)
             return 2
-        command = [str(Path(sys.executable).parent / "dagster"), "job", "backfill", "-j", job,
-                   "--partitions", ",".join(months), "--noprompt"]
-        if args.workspace:
-            command[3:3] = ["-w", str(args.workspace)]
+        workspace = ["-w", str(args.workspace)] if args.workspace else []
+        if not zones_loaded(instance):
+            if not daemon_running(instance):
+                print("make backfill: the zone lookup is not loaded on this instance yet, and no dagster-daemon is "
+                      "running to load it first: start `make dev` (or `make dev-offline`) and run this again; "
+                      "nothing was queued", file=sys.stderr)
+                return 2
+            print("the zone lookup is not loaded yet: running the zones job first")
+            if (failed := load_zones(instance, workspace)) is not None:
+                print(f"make backfill: {failed}; no month was queued", file=sys.stderr)
+                return 1
+        command = [_dagster(), "job", "backfill", *workspace, "-j", job, "--partitions", ",".join(months), "--noprompt"]
         done = subprocess.run(command, capture_output=True, text=True)
         launched = re.search(r"Launched backfill job `([^`]+)`", done.stdout)
         if done.returncode or not launched:

@@ -54,7 +54,14 @@ def test_a_bad_service_or_month_is_named_and_nothing_is_queued(home, capsys, ser
     assert runs(home) == []
 
 
+def zones_already_loaded(home: Path) -> None:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for key in ("taxi_zone_lookup", "taxi_zones"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+
+
 def test_each_month_is_queued_as_its_own_run_of_the_services_job(home, capsys):
+    zones_already_loaded(home)
     assert backfill.main(["--service", "green", "--months", "2023-01..2023-03"]) == 0
     out = capsys.readouterr().out
     queued = runs(home)
@@ -66,6 +73,15 @@ def test_each_month_is_queued_as_its_own_run_of_the_services_job(home, capsys):
     [backfill_id] = {r.tags["dagster/backfill"] for r in queued}
     assert f"backfill {backfill_id}" in out
     assert "no dagster-daemon is serving this instance" in out
+
+
+def test_without_the_zone_lookup_and_without_a_daemon_to_load_it_nothing_is_queued(home, capsys):
+    """Every month's cleaning reads the zone lookup: queued without it, each month would fail. (With a
+    daemon running, the zones job is queued and waited for first: test_dev_offline.py.)"""
+    assert backfill.main(["--service", "green", "--months", "2023-01"]) == 2
+    err = capsys.readouterr().err
+    assert "the zone lookup is not loaded on this instance yet" in err and "nothing was queued" in err
+    assert runs(home) == []
 
 
 def test_an_instance_without_a_run_queue_is_refused(home, capsys):
