@@ -54,9 +54,20 @@ def backfill_months(service_name: str, spec: str) -> list[str]:
     return sorted(set(months))
 
 
-def daemon_running(instance: dg.DagsterInstance) -> bool:
-    """Whether a dagster-daemon (make dev's, make dev-offline's) is serving this instance's run queue."""
-    return instance.get_daemon_statuses(["QUEUED_RUN_COORDINATOR"])["QUEUED_RUN_COORDINATOR"].healthy
+#: How long to wait for a daemon's first heartbeat when one is needed: `make dev` started a moment
+#: ago may not have reported yet.
+DAEMON_WAIT_SECONDS = 30
+
+
+def daemon_running(instance: dg.DagsterInstance, wait: float = 0) -> bool:
+    """Whether a dagster-daemon (make dev's, make dev-offline's) is serving this instance's run queue,
+    waiting up to `wait` seconds for it to report."""
+    deadline = time.monotonic() + wait
+    while not instance.get_daemon_statuses(["QUEUED_RUN_COORDINATOR"])["QUEUED_RUN_COORDINATOR"].healthy:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1)
+    return True
 
 
 def zones_loaded(instance: dg.DagsterInstance) -> bool:
@@ -104,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         workspace = ["-w", str(args.workspace)] if args.workspace else []
         if not zones_loaded(instance):
-            if not daemon_running(instance):
+            if not daemon_running(instance, wait=DAEMON_WAIT_SECONDS):
                 print("make backfill: the zone lookup is not loaded on this instance yet, and no dagster-daemon is "
                       "running to load it first: start `make dev` (or `make dev-offline`) and run this again; "
                       "nothing was queued", file=sys.stderr)

@@ -75,9 +75,10 @@ def test_each_month_is_queued_as_its_own_run_of_the_services_job(home, capsys):
     assert "no dagster-daemon is serving this instance" in out
 
 
-def test_without_the_zone_lookup_and_without_a_daemon_to_load_it_nothing_is_queued(home, capsys):
+def test_without_the_zone_lookup_and_without_a_daemon_to_load_it_nothing_is_queued(home, capsys, monkeypatch):
     """Every month's cleaning reads the zone lookup: queued without it, each month would fail. (With a
     daemon running, the zones job is queued and waited for first: test_dev_offline.py.)"""
+    monkeypatch.setattr(backfill, "DAEMON_WAIT_SECONDS", 1)
     assert backfill.main(["--service", "green", "--months", "2023-01"]) == 2
     err = capsys.readouterr().err
     assert "the zone lookup is not loaded on this instance yet" in err and "nothing was queued" in err
