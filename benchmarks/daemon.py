@@ -203,6 +203,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
     if setup.returncode:
         log(setup.stdout[-2000:] + setup.stderr[-2000:])
     logs = bench.data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)  # (not yet there when every other variant is skipped)
     port = _free_port()
     bin_dir = Path(PY).parent
     web_log = open(logs / f"{name}-webserver.log", "w")
