@@ -12,11 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.history import HISTORY
-from benchmarks.run import QUICK
+from benchmarks.run import BACKFILL_START, QUICK, _month_list
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"variant", "service", "scope", "warehouse", "rows", "seconds", "rows_per_s", "peak_rss_mb", "ratio_vs_zoomcamp",
@@ -124,6 +125,40 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert 0 <= backfill["overhead_share_of_run_time"] <= 1
     assert "x zoomcamp" in done.stdout  # the table was printed
     assert backfill["data_work_seconds"] == pytest.approx(backfill["step_seconds_total"], abs=0.01)
+
+
+def test_the_daemon_backfill_runs_both_launches_on_their_own_when_everything_else_is_skipped(tmp_path: Path) -> None:
+    """`make bench`'s daemon backfill, alone (`--skip` of every other variant): the UI's asset backfill
+    and make backfill's launch each bring up a webserver and a daemon, and every month lands through
+    them. (Skipping the other variants once left the daemon without its logs folder.)"""
+    results, data = tmp_path / "results", tmp_path / "bench"
+    argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--backfill", "daemon", "--warehouse", "duckdb",
+            "--skip", "zoomcamp,dlt,dagster-cli,dagster-in-process", "--data-dir", str(data),
+            "--results-dir", str(results), "--timeout", "240"]
+    if os.environ.get("TAXI_TEST_POSTGRES_URL"):
+        argv += ["--pg-url", os.environ["TAXI_TEST_POSTGRES_URL"]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, f"bench failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+
+    (result_file,) = results.glob("bench-*.json")
+    rows = {r["variant"]: r for r in json.loads(result_file.read_text())}
+    # no fallback to in-process runs: both daemon launches succeeded
+    assert set(rows) == {"backfill-daemon", "backfill-daemon-cli"}, sorted(rows)
+    for variant, row in rows.items():
+        assert row["ok"] is True and row["backfill_status"] in ("COMPLETED", "COMPLETED_SUCCESS"), row
+        assert row["runs"] == row["months"] == QUICK["months"] and row["run_statuses"] == ["SUCCESS"], row
+        assert row["rows"] == QUICK["months"] * QUICK["backfill_rows"]
+        # every month landed in that variant's own warehouse, kept rows only
+        name = f"{variant}-yellow"  # the bench's names for the variant's warehouse file and schema
+        with duckdb.connect(str(data / f"{name}.duckdb"), read_only=True) as con:
+            schema = "bench_" + name.replace("-", "_")
+            per_month = con.execute(f'SELECT source_month, COUNT(*) FROM "{schema}".yellow_trips GROUP BY 1 ORDER BY 1').fetchall()
+        assert [f"{m:%Y-%m}" for m, _ in per_month] == _month_list(BACKFILL_START, QUICK["months"]), per_month
+        assert all(0 < n <= QUICK["backfill_rows"] for _, n in per_month), per_month
+        assert (data / "logs" / f"{variant}-yellow-daemon.log").stat().st_size > 0
+    assert "make backfill" in rows["backfill-daemon-cli"]["method"]
+    assert "launchPartitionBackfill" in rows["backfill-daemon"]["method"]
 
 
 def test_runs_side_by_side_are_measured_against_the_work_their_steps_take_alone() -> None:
