@@ -17,24 +17,30 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.history import HISTORY
-from benchmarks.run import BACKFILL_START, QUICK, _month_list
+from benchmarks.common import _month_list
+from benchmarks.run import BACKFILL_START, QUICK
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"variant", "service", "scope", "warehouse", "rows", "seconds", "rows_per_s", "peak_rss_mb", "ratio_vs_zoomcamp",
             "loadavg_start", "loadavg_end", "arrow_default_memory_pool"}
 
 
-def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Path) -> None:
-    results = tmp_path / "results"
+def _quick_bench(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    """`benchmarks.run --quick` with its data under tmp_path/bench and its results in tmp_path/results."""
     argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--data-dir", str(tmp_path / "bench"),
-            "--results-dir", str(results), "--timeout", "300"]
+            "--results-dir", str(tmp_path / "results"), *options]
     if os.environ.get("TAXI_TEST_POSTGRES_URL"):
         argv += ["--pg-url", os.environ["TAXI_TEST_POSTGRES_URL"]]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, f"bench failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return done
 
-    files = list(results.glob("bench-*.json"))
+
+def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Path) -> None:
+    done = _quick_bench(tmp_path, "--timeout", "300")
+
+    files = list((tmp_path / "results").glob("bench-*.json"))
     assert len(files) == 1, files
     rows = json.loads(files[0].read_text())
     assert isinstance(rows, list) and rows
@@ -131,17 +137,11 @@ def test_the_daemon_backfill_runs_both_launches_on_their_own_when_everything_els
     """`make bench`'s daemon backfill, alone (`--skip` of every other variant): the UI's asset backfill
     and make backfill's launch each bring up a webserver and a daemon, and every month lands through
     them. (Skipping the other variants once left the daemon without its logs folder.)"""
-    results, data = tmp_path / "results", tmp_path / "bench"
-    argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--backfill", "daemon", "--warehouse", "duckdb",
-            "--skip", "zoomcamp,dlt,dagster-cli,dagster-in-process", "--data-dir", str(data),
-            "--results-dir", str(results), "--timeout", "240"]
-    if os.environ.get("TAXI_TEST_POSTGRES_URL"):
-        argv += ["--pg-url", os.environ["TAXI_TEST_POSTGRES_URL"]]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
-    assert done.returncode == 0, f"bench failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    _quick_bench(tmp_path, "--backfill", "daemon", "--warehouse", "duckdb", "--timeout", "240",
+                 "--skip", "zoomcamp,dlt,dagster-cli,dagster-in-process")
+    data = tmp_path / "bench"
 
-    (result_file,) = results.glob("bench-*.json")
+    (result_file,) = (tmp_path / "results").glob("bench-*.json")
     rows = {r["variant"]: r for r in json.loads(result_file.read_text())}
     # no fallback to in-process runs: both daemon launches succeeded
     assert set(rows) == {"backfill-daemon", "backfill-daemon-cli"}, sorted(rows)
