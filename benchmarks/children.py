@@ -10,7 +10,7 @@ from typing import Any
 
 #: The issue's chain for a month: download -> raw -> cleaned (+ rejected) -> lake by date -> warehouse
 #: table, with the checks on those assets. What the zoomcamp recipe is compared with.
-INGEST_ASSETS = ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table")
+INGEST_ASSETS = ("raw_file", "trips_cleaned", "trips_rejected", "trips_table")
 #: The assets of a service month (the service's group, the `<service>_monthly` job): the chain, the
 #: rejects summary and the daily zone mart. What a backfill selects.
 SERVICE_ASSETS = (*INGEST_ASSETS, "rejects_summary", "daily_zone_mart")

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     warehouse: Warehouse = defs.resources["warehouse"].backend
     print(f"3/3 done in {time.monotonic() - started:.1f} s\n")
     print_summary(warehouse, services, months)
-    print(f"\nlake:      {Path(settings.lake_uri).resolve()}  (raw/, cleaned/, rejects/, trips/<service>/pickup_date=…)")
+    print(f"\nlake:      {Path(settings.lake_uri).resolve()}  (raw/, trips/<service>/pickup_date=… (the cleaned trips), rejects/)")
     print(f"warehouse: {warehouse.describe()}")
     print(f"dagster:   {os.environ.get('DAGSTER_HOME')}")
     print("\nNext, offline: make dev-offline  (the UI on http://127.0.0.1:3000 with these runs; any other month or a")

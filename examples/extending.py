@@ -52,7 +52,7 @@ def tip_share_by_zone(trips: pd.DataFrame) -> pd.DataFrame:
     group_name="examples",
 )
 def fares_by_month_of_year(cleaned: pa.Table) -> pa.Table:
-    """Trips and fares of each month of a year, from the 12 monthly cleaned files as one Arrow table.
+    """Trips and fares of each month of a year, from the 12 cleaned months as one Arrow table.
 
     The year's input is the 12 months its time window maps to; it is written to the lake as
     `assets/yellow/fares_by_month_of_year/<year>.parquet`.

@@ -15,7 +15,10 @@
       * it INSTALLs DuckDB's spatial extension at start, which downloads it: we install the
         extension from the `duckdb-extension-spatial` wheel into a private DuckDB home first;
       * its upload endpoint refuses the `*/*` media type google-cloud-bigquery sends for
-        load_table_from_file: the launcher adds it to the accepted list.
+        load_table_from_file: the launcher adds it to the accepted list;
+      * its parquet loads let DuckDB infer hive partitions from the path, so a file under a
+        `pickup_date=` folder gains a column; BigQuery adds a path's keys only when a load asks
+        for hive partitioning: the launcher's parquet load reads the files alone.
     BIGQUERY_EMULATOR_HOST is set for the session.
 
 Register with `pytest_plugins = ["taxi_assets_tests.emulators"]` (or `-p taxi_assets_tests.emulators`).
@@ -124,11 +127,15 @@ websockets==17.4
 wrapt==2.5.2
 """.split()
 
-#: Run by the emulator venv's python: accept the client's `*/*` upload type, then start.
+#: Run by the emulator venv's python: accept the client's `*/*` upload type, read parquet as BigQuery does, then start.
 _LAUNCHER = """
 import sys
 from bqemulator.api.routes import upload
 upload._PERMITTED_MEDIA_CONTENT_TYPES = tuple(upload._PERMITTED_MEDIA_CONTENT_TYPES) + ("*/*",)
+from bqemulator.jobs import executor
+executor._LOAD_FORMAT_HANDLERS["PARQUET"] = lambda path, target, ctx: ctx.engine.execute(
+    f"INSERT INTO {target} SELECT * FROM read_parquet(?, hive_partitioning = false)", [path]
+)
 from bqemulator.cli import main
 main(args=sys.argv[1:], prog_name="bqemulator")
 """

@@ -6,7 +6,7 @@ import dagster as dg
 
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.resources import WarehouseResource
-from taxi_assets.storage.handles import LakeFile, WarehouseTable
+from taxi_assets.storage.handles import LakeFile, LakeMonthDataset, WarehouseTable
 from taxi_assets.defs.tables import trips_spec
 from taxi_assets.tlc.marts import mart_table
 from taxi_assets.tlc.raw_reader import count_raw_rows
@@ -38,7 +38,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         name="reconciles_with_raw",
         description="Rows in the raw file = rows kept + rows rejected, counted from the files that landed.",
     )
-    def reconciles_with_raw(trips_cleaned: LakeFile, raw: LakeFile, rejected: LakeFile) -> dg.AssetCheckResult:
+    def reconciles_with_raw(trips_cleaned: LakeMonthDataset, raw: LakeFile, rejected: LakeFile) -> dg.AssetCheckResult:
         fmt = "csv.gz" if raw.name.endswith(".csv.gz") else "parquet"
         with raw.local_copy() as path:
             raw_rows = count_raw_rows(path, fmt)
@@ -55,7 +55,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         name="keys_not_null",
         description="Pickup time (and, for the taxis, dropoff time and both zone ids) is never null in kept rows.",
     )
-    def keys_not_null(trips_cleaned: LakeFile) -> dg.AssetCheckResult:
+    def keys_not_null(trips_cleaned: LakeMonthDataset) -> dg.AssetCheckResult:
         nulls = {name: trips_cleaned.column_stats(name).nulls for name in _key_columns(service)}
         return dg.AssetCheckResult(passed=not any(nulls.values()), metadata={f"nulls/{k}": v for k, v in nulls.items()})
 
@@ -65,7 +65,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         name="pickups_within_month",
         description="Every kept pickup falls inside the partition's month (warns when the rule was switched off).",
     )
-    def pickups_within_month(context: dg.AssetCheckExecutionContext, trips_cleaned: LakeFile) -> dg.AssetCheckResult:
+    def pickups_within_month(context: dg.AssetCheckExecutionContext, trips_cleaned: LakeMonthDataset) -> dg.AssetCheckResult:
         start, end = month_bounds(parse_month(context.partition_key))
         stats = trips_cleaned.column_stats("pickup_datetime")
         inside = stats.min is None or (stats.min >= start and stats.max < end)
@@ -82,7 +82,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         name="matches_lake",
         description="The warehouse holds exactly the month's cleaned rows, no more, no fewer.",
     )
-    def matches_lake(trips_table: WarehouseTable, cleaned: LakeFile) -> dg.AssetCheckResult:
+    def matches_lake(trips_table: WarehouseTable, cleaned: LakeMonthDataset) -> dg.AssetCheckResult:
         in_warehouse = trips_table.count()
         in_lake = cleaned.num_rows
         return dg.AssetCheckResult(

@@ -50,6 +50,32 @@ class ColumnStats:
     max: object
 
 
+def column_stats(files: list[pq.ParquetFile], column: str) -> ColumnStats:
+    """Nulls, min and max of a column over parquet files, from their footers: no data is read.
+
+    Every file we write carries statistics; a file without them is scanned batch by batch.
+    """
+    nulls, low, high = 0, None, None
+    for pf in files:
+        index = pf.schema_arrow.get_field_index(column)
+        chunks = [pf.metadata.row_group(i).column(index).statistics for i in range(pf.metadata.num_row_groups)]
+        if all(c is not None and c.has_null_count and (c.has_min_max or c.null_count == c.num_values) for c in chunks):
+            nulls += sum(c.null_count for c in chunks)
+            bounds = [(c.min, c.max) for c in chunks if c.has_min_max]
+        else:
+            bounds = []
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[column]):
+                values = batch.column(0)
+                nulls += values.null_count
+                found = pc.min_max(values)
+                if found["min"].is_valid:
+                    bounds.append((found["min"].as_py(), found["max"].as_py()))
+        for lo, hi in bounds:
+            low = lo if low is None or lo < low else low
+            high = hi if high is None or hi > high else high
+    return ColumnStats(nulls, low, high)
+
+
 @dataclass(frozen=True)
 class LakeFile:
     """A published object in the lake."""
@@ -76,29 +102,8 @@ class LakeFile:
         return self.parquet().metadata.num_rows
 
     def column_stats(self, column: str) -> ColumnStats:
-        """Nulls, min and max of a column from the parquet footer: no data is read.
-
-        Every file we write carries statistics; a file without them is scanned batch by batch.
-        """
-        pf = self.parquet()
-        index = pf.schema_arrow.get_field_index(column)
-        chunks = [pf.metadata.row_group(i).column(index).statistics for i in range(pf.metadata.num_row_groups)]
-        if all(c is not None and c.has_null_count and (c.has_min_max or c.null_count == c.num_values) for c in chunks):
-            bounded = [c for c in chunks if c.has_min_max]
-            return ColumnStats(
-                nulls=sum(c.null_count for c in chunks),
-                min=min((c.min for c in bounded), default=None),
-                max=max((c.max for c in bounded), default=None),
-            )
-        nulls, low, high = 0, None, None
-        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[column]):
-            values = batch.column(0)
-            nulls += values.null_count
-            bounds = pc.min_max(values)
-            lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-            low = lo if low is None or (lo is not None and lo < low) else low
-            high = hi if high is None or (hi is not None and hi > high) else high
-        return ColumnStats(nulls, low, high)
+        """Nulls, min and max of a column from the parquet footer: no data is read."""
+        return column_stats([self.parquet()], column)
 
     def table_source(self, columns: list[str] | None = None) -> TableSource:
         """The file's rows, streamed batch by batch; a load must take exactly the footer's count."""
@@ -112,7 +117,7 @@ class LakeFile:
 
         source = TableSource.from_batches(schema, batches)
         source.expected_rows = footer.metadata.num_rows
-        source.local_parquet = None if columns else self.lake.local_path(self.key)
+        source.local_parquet = [self.lake.local_path(self.key)] if self.lake.is_local and not columns else []
         if not self.lake.is_local:
             source.uris = [self.uri]
         return source
@@ -130,14 +135,29 @@ class LakeMonthDataset:
     def files(self) -> list[str]:
         return self.lake.month_files(self.dataset, self.month)
 
+    @property
+    def num_rows(self) -> int:
+        """The published month's rows, as its manifest counts them."""
+        manifest = self.lake.read_manifest(self.dataset, self.month)
+        if manifest is None:
+            raise FileNotFoundError(f"{self.dataset} {self.month} is not in the lake: materialize it first")
+        return manifest.rows
+
+    def column_stats(self, column: str) -> ColumnStats:
+        """Nulls, min and max of a column over the month's files, from their footers."""
+        return column_stats(list(self._open_version().values()), column)
+
     def table_source(self, schema: pa.Schema, order_by: str) -> TableSource:
         """The month's rows in `order_by` order: day folders in date order, each day sorted.
 
         Memory holds one day (a thirtieth of the month), never the month. A warehouse loaded this
         way keeps the month's rows in time order on disk: a time-range query reads a few adjacent
-        pages, and Postgres can index the time with a small BRIN index instead of a btree.
+        pages, and Postgres can index the time with a small BRIN index instead of a btree. An
+        engine that reads parquet itself and keeps no order (DuckDB from this disk, BigQuery from
+        the bucket) is given the day files instead (`local_parquet`, `uris`), read in parallel.
         """
-        days = self._open_version()
+        version = self._open_version()
+        days = list(version.values())
 
         def batches() -> Iterator[pa.RecordBatch]:
             for file in days:
@@ -148,9 +168,15 @@ class LakeMonthDataset:
                 # Let go of this day before the next is read, not after: one day in memory, not two.
                 del day, order
 
-        return TableSource.from_batches(schema, batches)
+        source = TableSource.from_batches(schema, batches)
+        source.expected_rows = sum(day.metadata.num_rows for day in days)
+        if self.lake.is_local:
+            source.local_parquet = [self.lake.local_path(key) for key in version]
+        else:
+            source.uris = [self.lake.display(key) for key in version]
+        return source
 
-    def _open_version(self, attempts: int = 3) -> list[pq.ParquetFile]:
+    def _open_version(self, attempts: int = 3) -> dict[str, pq.ParquetFile]:
         """Open every file of the published version now, in date order.
 
         A run publishing the same month meanwhile sweeps the older version's files; on a local
@@ -163,7 +189,7 @@ class LakeMonthDataset:
             if not keys and self.lake.read_manifest(self.dataset, self.month) is None:
                 raise FileNotFoundError(f"{self.dataset} {self.month} is not in the lake: materialize it first")
             try:
-                return [self.lake.parquet_file(key) for key in keys]
+                return {key: self.lake.parquet_file(key) for key in keys}
             except FileNotFoundError:
                 continue
         raise RuntimeError(f"{self.dataset} {self.month}: re-published {attempts} times while being opened; run again")

@@ -73,22 +73,24 @@ class MonthProfile:
             self.values[name] = self.values.get(name, 0) + len(column) - column.null_count
 
     @classmethod
-    def of_files(cls, cleaned: pq.ParquetFile, rejected: pq.ParquetFile | None) -> MonthProfile:
+    def of_files(cls, cleaned: list[pq.ParquetFile], rejected: pq.ParquetFile | None) -> MonthProfile:
         """The profile of a stored version, from its files' footers (no data is read where the
         footer has statistics, as every file we write does)."""
-        meta = cleaned.metadata
-        values = {}
-        for index, name in enumerate(cleaned.schema_arrow.names):
-            nulls = 0
-            for group in range(meta.num_row_groups):
-                stats = meta.row_group(group).column(index).statistics
-                if stats is None or not stats.has_null_count:
-                    nulls = _scan_nulls(cleaned, name)
-                    break
-                nulls += stats.null_count
-            values[name] = meta.num_rows - nulls
+        kept = sum(pf.metadata.num_rows for pf in cleaned)
+        values: dict[str, int] = {}
+        for pf in cleaned:
+            meta = pf.metadata
+            for index, name in enumerate(pf.schema_arrow.names):
+                nulls = 0
+                for group in range(meta.num_row_groups):
+                    stats = meta.row_group(group).column(index).statistics
+                    if stats is None or not stats.has_null_count:
+                        nulls = _scan_nulls(pf, name)
+                        break
+                    nulls += stats.null_count
+                values[name] = values.get(name, 0) + meta.num_rows - nulls
         rejected_rows = rejected.metadata.num_rows if rejected is not None else 0
-        return cls(meta.num_rows + rejected_rows, meta.num_rows, rejected_rows, values)
+        return cls(kept + rejected_rows, kept, rejected_rows, values)
 
 
 def _scan_nulls(pf: pq.ParquetFile, column: str) -> int:

@@ -237,14 +237,14 @@ def test_sensor_run_request_loads_the_month_to_the_marts(pipeline: Pipeline, mir
 
 
 def test_automation_conditions_carry_a_raw_month_to_the_marts(pipeline: Pipeline):
-    """Only the month's ingest (raw file, cleaned and rejected rows and their date folders, audited
+    """Only the month's ingest (raw file, cleaned rows in their date folders and rejected rows, audited
     together) is materialized by hand; the conditions request the rest of the month."""
     yellow = dg.AssetSelection.groups("yellow")
     pipeline.run("zones")
     first = dg.evaluate_automation_conditions(pipeline.defs, pipeline.instance, asset_selection=yellow)
     assert first.total_requested == 0  # nothing loaded: nothing to follow, and no flood of history
     job = pipeline.defs.resolve_job_def(service_job_name("yellow"))
-    ingest = [dg.AssetKey(["yellow", name]) for name in ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date")]
+    ingest = [dg.AssetKey(["yellow", name]) for name in ("raw_file", "trips_cleaned", "trips_rejected")]
     job.execute_in_process(partition_key="2023-01", instance=pipeline.instance, asset_selection=ingest)
     cursor, layers = first.cursor, []
     for _ in range(5):
@@ -351,7 +351,7 @@ def test_run_failure_alert_names_run_asset_partition_and_error(pipeline: Pipelin
     post = receiver.posts[0]
     facts = post["taxi_assets"]
     assert facts["run_id"] == result.run_id
-    assert facts["assets"] == ["yellow/raw_file", "yellow/trips_by_pickup_date", "yellow/trips_cleaned", "yellow/trips_rejected"]  # the ingest step
+    assert facts["assets"] == ["yellow/raw_file", "yellow/trips_cleaned", "yellow/trips_rejected"]  # the ingest step
     assert facts["partition"] == "2023-06"
     assert "not published" in facts["error"]
     assert facts["url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from taxi_assets.storage.handles import LakeFile, WarehouseTable
+from taxi_assets.storage.handles import LakeFile, LakeMonthDataset, WarehouseTable
 from taxi_assets.storage.warehouse.base import TableSpec
 from taxi_assets.tlc.cleaning import rule_names_for
 from taxi_assets.tlc.services import YELLOW
@@ -30,11 +30,15 @@ def stored(pipeline: Pipeline, key: str) -> LakeFile:
     return LakeFile(pipeline.lake, key)
 
 
+def cleaned(pipeline: Pipeline, month: str) -> LakeMonthDataset:
+    return LakeMonthDataset(pipeline.lake, "trips/yellow", month, "pickup_date")
+
+
 def test_checks_pass_on_a_clean_month_and_fail_on_tampered_files(pipeline: Pipeline):
     assert pipeline.run("zones").success
     assert pipeline.run("yellow", "2023-01").success
     raw = stored(pipeline, "raw/yellow/2023-01/yellow_tripdata_2023-01.parquet")
-    kept = stored(pipeline, "cleaned/yellow/yellow_2023-01.parquet")
+    kept = cleaned(pipeline, "2023-01")
     rejected = stored(pipeline, "rejects/yellow/yellow_2023-01.parquet")
     reconciles = check(pipeline, CLEANED, "reconciles_with_raw")
     keys_not_null = check(pipeline, CLEANED, "keys_not_null")
@@ -48,8 +52,8 @@ def test_checks_pass_on_a_clean_month_and_fail_on_tampered_files(pipeline: Pipel
     assert not result.passed
     assert result.metadata["difference"].value == 3
 
-    # a null pickup in the kept rows
-    path = kept.lake.local_path(kept.key)
+    # a null pickup in the kept rows (in one day's file)
+    path = kept.lake.local_path(kept.files()[0])
     table = pq.read_table(path)
     pickups = table.column("pickup_datetime").to_pylist()
     pickups[5] = None
@@ -69,8 +73,8 @@ def test_pickups_outside_month_warn_when_the_rule_is_off(pipeline: Pipeline):
     check = evaluations(result)["pickups_within_month"]
     assert not check.passed
     assert check.severity == dg.AssetCheckSeverity.WARN
-    kept = pq.read_table(pipeline.lake.local_path("cleaned/yellow/yellow_2023-01.parquet"), columns=["pickup_datetime"])
-    assert str(pc.min(kept.column(0)).as_py()) == check.metadata["earliest"].value
+    kept = cleaned(pipeline, "2023-01").table_source(YELLOW.schema, order_by="pickup_datetime").open().read_all()
+    assert str(pc.min(kept.column("pickup_datetime")).as_py()) == check.metadata["earliest"].value
 
 
 def test_warehouse_check_sees_rows_that_are_not_in_the_lake(pipeline: Pipeline):
@@ -81,7 +85,7 @@ def test_warehouse_check_sees_rows_that_are_not_in_the_lake(pipeline: Pipeline):
         con.execute(f"DELETE FROM {wh.table_ref('yellow_trips')} WHERE trip_distance > 5")
     matches_lake = check(pipeline, dg.AssetKey(["yellow", "trips_table"]), "matches_lake")
     table = WarehouseTable(wh, TableSpec("yellow_trips"), (parse_month("2023-01"),))
-    result = matches_lake(trips_table=table, cleaned=stored(pipeline, "cleaned/yellow/yellow_2023-01.parquet"))
+    result = matches_lake(trips_table=table, cleaned=cleaned(pipeline, "2023-01"))
     assert not result.passed
     assert result.metadata["warehouse_rows"].value < result.metadata["lake_rows"].value
 

@@ -32,6 +32,7 @@ from examples.extending import USER_ASSETS
 from taxi_assets.defs.resources import PostgresResource
 from taxi_assets.storage.handles import WarehouseTable
 from taxi_assets.tlc.months import parse_month
+from taxi_assets.tlc.services import SERVICES
 
 from taxi_assets_tests.conftest import Pipeline, make_pipeline
 
@@ -39,7 +40,7 @@ MONTHS = [f"2023-{m:02d}" for m in range(1, 13)]
 ROWS = 800
 LAKE_KINDS = {  # asset -> where its month's rows are, read straight from the lake
     "raw_file": "raw/yellow/{m}/yellow_tripdata_{m}.parquet",
-    "trips_cleaned": "cleaned/yellow/yellow_{m}.parquet",
+    "trips_cleaned": "trips/yellow",  # a month of pickup_date= folders, read through its manifest
     "trips_rejected": "rejects/yellow/yellow_{m}.parquet",
 }
 WAREHOUSE_KINDS = {"trips_table": "yellow_trips", "daily_zone_mart": "yellow_daily_zone_mart", "rejects_summary": "yellow_rejects_summary"}
@@ -107,8 +108,15 @@ def materialize(defs: dg.Definitions, pipeline: Pipeline, key, partition: str | 
     return defs.resolve_job_def(job.name).execute_in_process(partition_key=partition, instance=pipeline.instance, raise_on_error=raise_on_error)
 
 
+def landed_month(lake, kind: str, month: str) -> pa.Table:
+    if kind == "trips_cleaned":
+        return lake.read_partitioned_month(LAKE_KINDS[kind], month, "pickup_date").to_table()
+    with lake.local_copy(LAKE_KINDS[kind].format(m=month)) as path:
+        return pq.read_table(path)
+
+
 def landed_lake(pipeline: Pipeline, kind: str, months: list[str]) -> pa.Table:
-    return pa.concat_tables([pq.read_table(pipeline.lake.local_path(LAKE_KINDS[kind].format(m=m))) for m in months], promote_options="permissive")
+    return pa.concat_tables([landed_month(pipeline.lake, kind, m) for m in months], promote_options="permissive")
 
 
 def landed_warehouse(pipeline: Pipeline, kind: str, months: list[str] | None) -> pa.Table:
@@ -204,14 +212,15 @@ def test_zones_reach_user_assets_from_the_lake_and_the_warehouse(embedded):
     same_rows(received["zones_table"], embedded.warehouse.query(f"SELECT * FROM {embedded.warehouse.table_ref('taxi_zones')}"), "zones")
 
 
-def test_the_by_date_folders_reach_user_assets_with_their_pickup_date(embedded):
-    monthly = probe("m_by_date", "trips_by_pickup_date", pa.Table, partitions=dg.MonthlyPartitionsDefinition(start_date="2023-01-01"))
+def test_the_cleaned_trips_reach_user_assets_with_their_pickup_date(embedded):
+    monthly = probe("m_by_date", "trips_cleaned", pa.Table, partitions=dg.MonthlyPartitionsDefinition(start_date="2023-01-01"))
     defs = with_assets(embedded, [monthly])
     assert materialize(defs, embedded, monthly.key, "2023-02-01").success
     got = received["m_by_date"]
-    cleaned = landed_lake(embedded, "trips_cleaned", ["2023-02"])
-    assert got.num_rows == cleaned.num_rows
-    assert set(got.column_names) == set(cleaned.column_names) | {"pickup_date"}
+    manifest = embedded.lake.read_manifest("trips/yellow", "2023-02")
+    assert got.num_rows == manifest.rows == embedded.warehouse.count("yellow_trips", dt.date(2023, 2, 1)) > 0
+    assert set(got.column_names) == set(SERVICES["yellow"].schema.names) | {"pickup_date"}
+    assert all(e.path.startswith("pickup_date=2023-02-") for e in manifest.files)
     dates = pa.compute.cast(got.column("pickup_datetime"), pa.date32())
     assert dates.equals(got.column("pickup_date"))
 
@@ -270,7 +279,7 @@ def test_the_example_assets_run_on_the_embedded_default(embedded):
     assert materialize(defs, embedded, ["yellow", "fares_by_month_of_year"], "2023").success
     year = pq.read_table(embedded.lake.local_path("assets/yellow/fares_by_month_of_year/2023.parquet"))
     assert year.column("month").to_pylist() == [parse_month(m) for m in MONTHS]
-    assert year.column("trips").to_pylist() == [pq.ParquetFile(embedded.lake.local_path(f"cleaned/yellow/yellow_{m}.parquet")).metadata.num_rows for m in MONTHS]
+    assert year.column("trips").to_pylist() == [embedded.lake.read_manifest("trips/yellow", m).rows for m in MONTHS]
     # an unpartitioned summary over every month of the mart
     assert materialize(defs, embedded, ["yellow", "trips_per_month"]).success
     per_month = wh.query(f"SELECT * FROM {wh.table_ref('yellow_trips_per_month')} ORDER BY source_month").to_pylist()
@@ -431,10 +440,8 @@ def test_user_assets_on_gcs_and_bigquery(tmp_path, year_mirror, gcs_emulator, bi
         # and the lake on GCS hands a user's asset each lake asset, in every type, one month and every month
         lake = pipeline.lake
         for kind in sorted(LAKE_KINDS):
-            with lake.local_copy(LAKE_KINDS[kind].format(m="2023-02")) as path:
-                landed = pq.read_table(path)
-            with lake.local_copy(LAKE_KINDS[kind].format(m="2023-01")) as path:
-                both = pa.concat_tables([pq.read_table(path), landed], promote_options="permissive")
+            landed = landed_month(lake, kind, "2023-02")
+            both = pa.concat_tables([landed_month(lake, kind, "2023-01"), landed], promote_options="permissive")
             for annotation in (*TYPES, ds.Dataset, duckdb.DuckDBPyRelation):
                 tag = f"gcs_{kind}_{annotation.__name__}"
                 monthly = probe(f"m_{tag}", kind, annotation, partitions=dg.MonthlyPartitionsDefinition(start_date="2023-01-01"))
@@ -452,10 +459,10 @@ def test_user_assets_on_gcs_and_bigquery(tmp_path, year_mirror, gcs_emulator, bi
                 return list(client.query(f"SELECT COUNT(*) AS n FROM `{bigquery.project}.{dataset}.yellow_trips`").result())[0]["n"]
 
         def blobs(gcs):
-            return sorted(b.name for b in gcs.get_client().list_blobs(bucket, prefix="lake/cleaned/"))
+            return sorted(b.name for b in gcs.get_client().list_blobs(bucket, prefix="lake/trips/yellow/_manifests/"))
 
         via_bq, via_gcs = sql_through("bigquery", BigQueryResource, count), sql_through("gcs", GCSResource, blobs)
         defs = with_assets(pipeline, [via_bq, via_gcs])
         assert materialize(defs, pipeline, via_bq.key).success and materialize(defs, pipeline, via_gcs.key).success
         assert received["sql_via_bigquery"] == pipeline.warehouse.count("yellow_trips") > 0
-        assert received["sql_via_gcs"] == [f"lake/cleaned/yellow/yellow_{m}.parquet" for m in MONTHS[:2]]
+        assert received["sql_via_gcs"] == [f"lake/trips/yellow/_manifests/{m}.json" for m in MONTHS[:2]]

@@ -164,12 +164,12 @@ def test_good_republication_replaces_and_records_a_passed_audit(landed: Pipeline
     assert landed.check_status(AUDIT, MONTH) == "SUCCEEDED"  # about the version it published
     raw = landed.lake.local_path(f"raw/yellow/{MONTH}/{FILE}")
     assert pq.read_metadata(raw).num_rows == grown.num_rows
-    kept = pq.read_metadata(landed.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")).num_rows
-    assert landed.warehouse.count("yellow_trips", parse_month(MONTH)) == kept
-    days = landed.lake.read_manifest("trips/yellow", MONTH)  # the date folders came with it, as one version
+    days = landed.lake.read_manifest("trips/yellow", MONTH)  # the cleaned rows' date folders, as one version
     folders = landed.lake.local_path("trips/yellow")
     assert {p.relative_to(folders).as_posix() for p in folders.rglob("*.parquet")} == {e.path for e in days.files}
-    assert days.rows == kept == sum(pq.read_metadata(folders / e.path).num_rows for e in days.files)
+    kept = sum(pq.read_metadata(folders / e.path).num_rows for e in days.files)
+    assert days.rows == kept == audit.metadata["rows_kept"].value
+    assert landed.warehouse.count("yellow_trips", parse_month(MONTH)) == kept
     assert landed.run("yellow", MONTH).success  # the mirror's own file again: within the band, back as it was
 
 
@@ -188,7 +188,7 @@ def test_forced_republication_replaces_a_month_that_shrinks(tmp_path, mirror, go
         assert not audit.passed and audit.metadata["verdict"].value == "failed, published by force_publish"
         raw = pipeline.lake.local_path(f"raw/yellow/{MONTH}/{FILE}")
         assert pq.read_table(raw).equals(small)
-        kept = pq.read_metadata(pipeline.lake.local_path(f"cleaned/yellow/yellow_{MONTH}.parquet")).num_rows
+        kept = pipeline.lake.read_manifest("trips/yellow", MONTH).rows
         assert pipeline.warehouse.count("yellow_trips", parse_month(MONTH)) == kept < small.num_rows + 1
 
 
@@ -219,12 +219,12 @@ def test_first_load_far_below_its_neighbours_is_held_back(tmp_path, mirror, good
         message = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
         assert "rows_near_neighbours" in message and "2023-01" in message
         assert not pipeline.lake.local_path("raw/yellow/2023-02").exists()
-        assert not pipeline.lake.local_path("cleaned/yellow/yellow_2023-02.parquet").exists()
+        assert pipeline.lake.read_manifest("trips/yellow", "2023-02") is None
 
 
 def test_a_run_that_dies_while_publishing_leaves_whole_files(landed: Pipeline, mirror, good, monkeypatch):
-    """The process dies after the raw file was renamed in, before the cleaned file: each stored
-    object is one whole version (the new raw file, the old cleaned month), never a partial file."""
+    """The process dies after the raw file was renamed in, before the cleaned month's files: each
+    stored object is one whole version (the new raw file, the old cleaned month), never a partial file."""
     from taxi_assets.storage.lake import Lake
 
     before = snapshot(landed)
@@ -232,7 +232,7 @@ def test_a_run_that_dies_while_publishing_leaves_whole_files(landed: Pipeline, m
     put = Lake.put_file
 
     def die_on_cleaned(self, local_file, key):
-        if key.startswith("cleaned/"):
+        if key.startswith("trips/"):
             raise KeyboardInterrupt("killed while publishing")
         return put(self, local_file, key)
 

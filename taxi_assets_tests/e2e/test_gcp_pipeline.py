@@ -129,13 +129,14 @@ def test_gcs_and_bigquery_match_the_embedded_default(tmp_path: Path, demo_mirror
         if parts:  # the emulator reports partitions by source month
             assert parts == {m.replace("-", ""): len(before[("yellow", m)]["trips"]) for s, m in DEMO if s == "yellow"}
 
-        # the trips tables were loaded by load jobs straight from the cleaned parquet in GCS
+        # the trips tables were loaded by load jobs straight from the cleaned month's day files in GCS
         loads = [j for j in client.list_jobs(max_results=1000) if j.job_type == "load" and j.destination.dataset_id == dataset]
         trip_loads = [j for j in loads if "_trips_" in j.destination.table_id]
         assert len(trip_loads) == len(DEMO)
-        assert all(j.source_uris == [f"gs://{bucket}/lake/cleaned/{j.destination.table_id.split('_')[2]}/"
-                                     f"{j.destination.table_id.split('_')[2]}_{j.destination.table_id.split('_')[4][:4]}-"
-                                     f"{j.destination.table_id.split('_')[4][4:]}.parquet"] for j in trip_loads), [j.source_uris for j in trip_loads]
+        for job in trip_loads:
+            service, stamp = job.destination.table_id.split("_")[2], job.destination.table_id.split("_")[4]
+            manifest = cloud.lake.read_manifest(f"trips/{service}", f"{stamp[:4]}-{stamp[4:]}")
+            assert sorted(job.source_uris) == sorted(f"gs://{bucket}/lake/trips/{service}/{e.path}" for e in manifest.files), job.source_uris
 
         # re-running a month changes nothing, in the warehouse or in the lake
         trips_objects = {n for n in objects if n.startswith("lake/trips/yellow/")}

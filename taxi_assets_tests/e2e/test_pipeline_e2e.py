@@ -41,8 +41,11 @@ def check_month_landed(pipeline: Pipeline, mirror_root, service_name: str, month
     assert sha256(raw) == sha256(mirror_root / "trip-data" / file_name)
     raw_rows = pq.read_metadata(raw).num_rows
 
-    # cleaned + rejected: reconcile with the raw file, canonical schema, every rejected row has a rule
-    cleaned = pq.read_table(lake_root / "cleaned" / service_name / f"{service_name}_{month}.parquet")
+    # cleaned (pickup-date folders, every kept row once in the folder of its pickup date) + rejected:
+    # reconcile with the raw file, canonical schema, every rejected row has a rule
+    manifest = json.loads((lake_root / "trips" / service_name / "_manifests" / f"{month}.json").read_text())
+    files = [lake_root / "trips" / service_name / f["path"] for f in manifest["files"]]
+    cleaned = pa.concat_tables([pq.read_table(f) for f in files])
     rejected = pq.read_table(lake_root / "rejects" / service_name / f"{service_name}_{month}.parquet")
     assert cleaned.schema.equals(service.schema), cleaned.schema
     assert cleaned.num_rows + rejected.num_rows == raw_rows
@@ -53,9 +56,6 @@ def check_month_landed(pipeline: Pipeline, mirror_root, service_name: str, month
     assert pc.max(pickups).as_py().date() < parse_month(f"{start.year + start.month // 12}-{start.month % 12 + 1:02d}")
     assert set(cleaned.column("source_month").to_pylist()) == {start}
 
-    # date-partitioned output: every kept row once, in the folder of its pickup date
-    manifest = json.loads((lake_root / "trips" / service_name / "_manifests" / f"{month}.json").read_text())
-    files = [lake_root / "trips" / service_name / f["path"] for f in manifest["files"]]
     by_date = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(lake_root / "trips" / service_name)).to_table()
     assert by_date.num_rows == cleaned.num_rows == manifest["rows"]
     for f in files:
@@ -119,12 +119,12 @@ def test_same_month_twice_gives_identical_data(pipeline: Pipeline, mirror_root):
     assert pipeline.run("yellow", "2023-02").success
     first = {t: table_checksum(pipeline, t, "2023-02") for t in ("yellow_trips", "yellow_daily_zone_mart", "yellow_rejects_summary")}
     lake_root = pipeline.lake.local_path("")
-    cleaned_first = pq.read_table(lake_root / "cleaned/yellow/yellow_2023-02.parquet")
+    cleaned_first = pipeline.lake.read_partitioned_month("trips/yellow", "2023-02", "pickup_date").to_table()
 
     assert pipeline.run("yellow", "2023-02").success
     second = {t: table_checksum(pipeline, t, "2023-02") for t in first}
     assert second == first
-    assert pq.read_table(lake_root / "cleaned/yellow/yellow_2023-02.parquet").equals(cleaned_first)
+    assert pipeline.lake.read_partitioned_month("trips/yellow", "2023-02", "pickup_date").to_table().equals(cleaned_first)
     # the date-partitioned month holds one version only: the old files were removed
     parts = list((lake_root / "trips/yellow").rglob("*.parquet"))
     assert sum(pq.read_metadata(p).num_rows for p in parts) == cleaned_first.num_rows
@@ -193,12 +193,12 @@ def test_all_services_have_the_full_graph():
     defs = load()
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     for name in SERVICES:
-        for asset in ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"):
+        for asset in ("raw_file", "trips_cleaned", "trips_rejected", "trips_table", "rejects_summary", "daily_zone_mart"):
             assert f"{name}/{asset}" in keys
     # the catalog, before anything is materialized: every column of the trips described
     graph = defs.resolve_asset_graph()
     for name, service in SERVICES.items():
-        for asset in ("trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table"):
+        for asset in ("trips_cleaned", "trips_rejected", "trips_table"):
             columns = graph.get(dg.AssetKey([name, asset])).metadata["dagster/column_schema"].columns
             assert {c.name for c in columns} >= set(service.schema.names)
             assert all(c.description for c in columns), (name, asset, [c.name for c in columns if not c.description])

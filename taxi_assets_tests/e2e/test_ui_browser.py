@@ -95,7 +95,7 @@ def shot(page, name: str, **options) -> None:
 
 def test_asset_graph_lists_the_services_assets(loaded: Stack, page):
     open_page(page, f"{loaded.url}/locations/taxi_assets/asset-groups/{SERVICE}")
-    for name in ("raw_file", "trips_cleaned", "trips_rejected", "trips_by_pickup_date", "trips_table", "rejects_summary", "daily_zone_mart"):
+    for name in ("raw_file", "trips_cleaned", "trips_rejected", "trips_table", "rejects_summary", "daily_zone_mart"):
         page.get_by_text(name, exact=True).first.wait_for()
     shot(page, "asset-graph-yellow.png")
     # and the global lineage shows every service's group

@@ -122,7 +122,7 @@ def test_replace_month_is_exact_and_idempotent(warehouse: BigQueryWarehouse, tmp
     path = tmp_path / "jan.parquet"
     pq.write_table(new_jan, path)
     source = TableSource.from_table(new_jan)
-    source.local_parquet = path  # the local-parquet path: the file itself is uploaded
+    source.local_parquet = [path]  # the local-parquet path: the file itself is uploaded
     assert warehouse.replace_month(TRIPS_SPEC, JAN, source) == 20
     first = warehouse.read_month(TRIPS, JAN)
     assert normalized(first) == normalized(new_jan)  # none of the 50 old rows survive, the Dec pickup neither

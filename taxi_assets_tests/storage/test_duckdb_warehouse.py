@@ -149,9 +149,13 @@ def test_a_load_larger_than_the_memory_limit_spills_and_keeps_every_row(tmp_path
 
     wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), memory_limit="64MB")
     n = 2_000_000  # about 64 MB as Arrow: with the table's own copy, more than the limit
-    parquet = tmp_path / "month.parquet"
-    pq.write_table(month_rows(JAN, list(range(n))).open().read_all(), parquet)
-    source = TableSource(schema=pq.read_schema(parquet), open=lambda: pq.ParquetFile(parquet).iter_batches(), local_parquet=parquet)
+    rows = month_rows(JAN, list(range(n))).open().read_all()
+    # the month as the lake holds it: day files in `pickup_date=` folders, whose name is no column of the table
+    days = [tmp_path / f"pickup_date=2024-01-0{d}" / "part-0.parquet" for d in (1, 2)]
+    for day, part in zip(days, (rows.slice(0, n // 2), rows.slice(n // 2))):
+        day.parent.mkdir()
+        pq.write_table(part, day)
+    source = TableSource(schema=rows.schema, open=lambda: pytest.fail("the files are read by DuckDB"), local_parquet=days)
     assert wh.replace_month("t", JAN, source) == n
     total = wh.query(f"SELECT COUNT(*) AS n, SUM(trip) AS s FROM {wh.table_ref('t')}").to_pylist()[0]
     assert total == {"n": n, "s": n * (n - 1) // 2}

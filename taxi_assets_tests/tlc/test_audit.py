@@ -86,13 +86,16 @@ def test_a_parse_failure_names_its_rule():
 
 def test_the_stored_profile_comes_from_the_footers(tmp_path):
     kept = pa.table({"fare": pa.array([1.0, None, 3.0] * 100_000), "tip": pa.nulls(300_000, pa.float64())})
-    pq.write_table(kept, tmp_path / "kept.parquet", row_group_size=64_000)
+    # a month's kept rows in two day files
+    pq.write_table(kept.slice(0, 100_000), tmp_path / "day1.parquet", row_group_size=64_000)
+    pq.write_table(kept.slice(100_000), tmp_path / "day2.parquet", row_group_size=64_000)
     pq.write_table(pa.table({"reject_rule": ["x"] * 7}), tmp_path / "rejected.parquet")
-    stored = MonthProfile.of_files(pq.ParquetFile(tmp_path / "kept.parquet"), pq.ParquetFile(tmp_path / "rejected.parquet"))
+    days = [pq.ParquetFile(tmp_path / f"day{n}.parquet") for n in (1, 2)]
+    stored = MonthProfile.of_files(days, pq.ParquetFile(tmp_path / "rejected.parquet"))
     assert (stored.rows_read, stored.rows_kept, stored.rows_rejected) == (300_007, 300_000, 7)
     assert stored.values == {"fare": 200_000, "tip": 0}
     pq.write_table(kept, tmp_path / "no_stats.parquet", write_statistics=False)
-    assert MonthProfile.of_files(pq.ParquetFile(tmp_path / "no_stats.parquet"), None).values == {"fare": 200_000, "tip": 0}
+    assert MonthProfile.of_files([pq.ParquetFile(tmp_path / "no_stats.parquet")], None).values == {"fare": 200_000, "tip": 0}
 
 
 def test_a_batch_profile_counts_values_per_column():

@@ -1,8 +1,9 @@
-"""A month's cleaned trips in the lake as `pickup_date=YYYY-MM-DD` folders, published by manifest.
+"""A month's cleaned trips in the lake: `pickup_date=YYYY-MM-DD` folders, published by manifest.
 
-The folders are an output of the month's ingest: written in the same pass over the raw file as the
-cleaned file (each month is parquet-encoded once more, never decoded again), and published with it,
-only once the month passed its audit.
+The folders are the month's one cleaned copy, written in the ingest's one pass over the raw file
+(each kept row parquet-encoded once) and published only once the month passed its audit. A month
+is read back through its manifest: one table to a user's asset, the day files to an engine that
+reads parquet itself, the days in order to a row store that keeps the month in pickup order.
 """
 
 import dagster as dg
@@ -27,18 +28,22 @@ def with_pickup_date(batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch.append_column(PARTITION_COLUMN, pc.cast(batch.column(DERIVED_FROM), pa.date32()))
 
 
-def by_date_out(service: Service) -> dg.AssetOut:
+def cleaned_dataset(service: Service) -> str:
+    return f"trips/{service.name}"
+
+
+def cleaned_out(service: Service) -> dg.AssetOut:
     return dg.AssetOut(
-        key=asset_key(service, "trips_by_pickup_date"),
+        key=asset_key(service, "trips_cleaned"),
         owners=OWNERS,
-        tags=catalog_tags("lake", service.name),
+        tags=catalog_tags("cleaned", service.name),
         io_manager_key="lake_io_manager",
         metadata={
-            "lake_dataset": f"trips/{service.name}",
+            "lake_dataset": cleaned_dataset(service),
             "partition_column": PARTITION_COLUMN,
             "dagster/column_schema": column_schema(by_date_schema(service)),
         },
         kinds={"parquet"},
-        description=f"{service.title} cleaned trips as parquet in pickup_date=YYYY-MM-DD folders, each month published "
-        "atomically, with its cleaned file, once it passed its audit.",
+        description=f"{service.title} trips of the month in one canonical schema, rows that pass every cleaning rule, "
+        "as parquet in pickup_date=YYYY-MM-DD folders; each month published atomically by manifest once it passed its audit.",
     )

@@ -23,7 +23,7 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=asset_key(service, "trips_table"),
-        ins={"by_date": dg.AssetIn(asset_key(service, "trips_by_pickup_date")), "cleaned": dg.AssetIn(asset_key(service, "trips_cleaned"))},
+        ins={"cleaned": dg.AssetIn(asset_key(service, "trips_cleaned"))},
         partitions_def=partitions,
         group_name=service.name,
         owners=OWNERS,
@@ -35,16 +35,12 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         automation_condition=FOLLOW_UPSTREAM,
         description=f"{service.title} cleaned trips in the warehouse table {spec.name}, one month replaced atomically.",
     )
-    def trips_table(by_date: LakeMonthDataset, cleaned: LakeFile) -> TableSource:
-        # Rows are sent from the lake's date folders, day after day, each day sorted: a row store
-        # (Postgres) holds the month in pickup order (time ranges read adjacent pages; the time
-        # index can be a BRIN). An engine that reads parquet itself (DuckDB from this disk,
-        # BigQuery from the bucket) takes the month's cleaned file instead: the same rows in one
-        # file, read in parallel, and a columnar table needs no order.
-        source = by_date.table_source(service.schema, order_by="pickup_datetime")
-        direct = cleaned.table_source()
-        source.local_parquet, source.uris, source.expected_rows = direct.local_parquet, direct.uris, direct.expected_rows
-        return source
+    def trips_table(cleaned: LakeMonthDataset) -> TableSource:
+        # A row store (Postgres) is sent the lake's date folders day after day, each day sorted: it
+        # holds the month in pickup order (time ranges read adjacent pages; the time index can be a
+        # BRIN). An engine that reads parquet itself (DuckDB from this disk, BigQuery from the
+        # bucket) takes the day files as they are, in parallel: a columnar table needs no order.
+        return cleaned.table_source(service.schema, order_by="pickup_datetime")
 
     @dg.asset(
         key=asset_key(service, "rejects_summary"),

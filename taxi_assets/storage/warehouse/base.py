@@ -101,13 +101,13 @@ def as_spec(table: str | TableSpec) -> TableSpec:
 class TableSource:
     """Rows to load, streamed in record batches, never a whole month in memory.
 
-    `open` gives a fresh reader each call. Where the rows are already one parquet file on this
-    disk (`local_parquet`) or in a bucket (`uris`), an engine that can read it directly does so.
+    `open` gives a fresh reader each call. Where the rows are already parquet files on this disk
+    (`local_parquet`) or in a bucket (`uris`), an engine that can read them directly does so.
     """
 
     schema: pa.Schema
     open: Callable[[], pa.RecordBatchReader]
-    local_parquet: Path | None = None
+    local_parquet: list[Path] = field(default_factory=list)
     uris: list[str] = field(default_factory=list)
     #: Rows the load must take (the lake's count of the month): a load that took other than this is
     #: refused before it is committed (the audit of write–audit–publish, in the warehouse).

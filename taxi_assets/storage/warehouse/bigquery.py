@@ -382,11 +382,11 @@ class BigQueryWarehouse(Warehouse):
 
     @contextlib.contextmanager
     def _load_input(self, source: TableSource) -> Iterator[list[str] | Path]:
-        """gs:// URIs as they are; else the local parquet file; else the batches streamed to one."""
+        """gs:// URIs as they are; else a single local parquet file; else the batches streamed to one."""
         if source.uris:
             yield list(source.uris)
-        elif source.local_parquet is not None:
-            yield Path(source.local_parquet)
+        elif len(source.local_parquet) == 1:
+            yield Path(source.local_parquet[0])
         else:
             with tempfile.TemporaryDirectory(prefix="taxi-bq-") as tmp:
                 path = Path(tmp) / "load.parquet"

@@ -208,8 +208,12 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, ref: str, source: TableSource) -> int:
-        if source.local_parquet is not None:
-            result = con.execute(f"INSERT INTO {ref} BY NAME SELECT * FROM read_parquet(?)", [str(source.local_parquet)])
+        if source.local_parquet:
+            # Not from the folder names: a `pickup_date=` folder's column is no column of the table.
+            result = con.execute(
+                f"INSERT INTO {ref} BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                [[str(path) for path in source.local_parquet]],
+            )
         else:
             reader = source.open()  # noqa: F841 - scanned by DuckDB, batch by batch
             result = con.execute(f"INSERT INTO {ref} BY NAME SELECT * FROM reader")
