@@ -26,7 +26,7 @@ BATCH_ROWS = 256 * 1024
 # -- what assets hand to the lake ------------------------------------------------------------
 @dataclass(frozen=True)
 class StagedFile:
-    """A finished local file to publish as is (a raw download, a month's cleaned parquet)."""
+    """A finished local file to publish as is (a raw download, a month's rejected rows)."""
 
     path: Path
 
@@ -100,27 +100,6 @@ class LakeFile:
     @property
     def num_rows(self) -> int:
         return self.parquet().metadata.num_rows
-
-    def column_stats(self, column: str) -> ColumnStats:
-        """Nulls, min and max of a column from the parquet footer: no data is read."""
-        return column_stats([self.parquet()], column)
-
-    def table_source(self, columns: list[str] | None = None) -> TableSource:
-        """The file's rows, streamed batch by batch; a load must take exactly the footer's count."""
-        footer = self.parquet()
-        schema = footer.schema_arrow
-        if columns:
-            schema = pa.schema([schema.field(c) for c in columns])
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            yield from self.parquet().iter_batches(batch_size=BATCH_ROWS, columns=columns)
-
-        source = TableSource.from_batches(schema, batches)
-        source.expected_rows = footer.metadata.num_rows
-        source.local_parquet = [self.lake.local_path(self.key)] if self.lake.is_local and not columns else []
-        if not self.lake.is_local:
-            source.uris = [self.uri]
-        return source
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The lake: a folder tree on the local disk or in a `gs://` bucket, with atomic writes.
 
-One object (a raw file, a month's cleaned parquet) is published atomically by the store itself:
+One object (a raw file, a month's rejected rows) is published atomically by the store itself:
 a rename on a local disk, a single object upload on GCS. A month of the date-partitioned output is
 many files in many `pickup_date=` folders, which no store can swap at once, so it is published with
 a manifest: the files go in under a fresh version, the manifest naming them is written last (one
