@@ -259,7 +259,12 @@ def test_a_published_month_streams_back_in_time_order_one_day_at_a_time(tmp_path
         (b.append_column("pickup_date", pc.cast(b.column("pickup_datetime"), pa.date32())) for b in rows.to_batches(4096)),
         schema.append(pa.field("pickup_date", pa.date32())), "pickup_date",
     )
-    batches = list(LakeMonthDataset(lake, "trips/yellow", "2024-01", "pickup_date").table_source(schema, "pickup_datetime").open())
+    source = LakeMonthDataset(lake, "trips/yellow", "2024-01", "pickup_date").table_source(schema, "pickup_datetime")
+    # an engine that reads parquet itself is given the published day files, in date order, and the count to take
+    manifest = lake.read_manifest("trips/yellow", "2024-01")
+    assert source.local_parquet == [lake.local_path(f"trips/yellow/{e.path}") for e in sorted(manifest.files, key=lambda e: e.path)]
+    assert len(source.local_parquet) == 31 and source.expected_rows == manifest.rows == n and source.uris == []
+    batches = list(source.open())
     assert max(b.num_rows for b in batches) <= 1000
     back = pa.Table.from_batches(batches)
     assert back.schema == schema
