@@ -2,8 +2,9 @@
 
 The raw file, the cleaned trips (in pickup-date folders) and the rejected rows of a month are one
 step: the new version is written to staging beside the stored one, in one pass over the raw file,
-profiled while it is cleaned, and audited against the stored version (`taxi_assets.tlc.audit`). Only a version that passes reaches the lake (each file renamed
-into place); one that fails is kept under `_held/` in the lake with its audit, the stored month stays
+profiled while it is cleaned, and audited against the stored version (`taxi_assets.tlc.audit`).
+Only a version that passes reaches the lake (each file renamed into place, the folders under their
+manifest); one that fails is kept under `_held/` in the lake with its audit, the stored month stays
 exactly as it was, and the run fails naming service, month, file and every failed rule. The audit's
 verdict is the `audit` check of each month's `trips_cleaned`.
 """
