@@ -56,7 +56,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
         description="Pickup time (and, for the taxis, dropoff time and both zone ids) is never null in kept rows.",
     )
     def keys_not_null(trips_cleaned: LakeMonthDataset) -> dg.AssetCheckResult:
-        nulls = {name: trips_cleaned.column_stats(name).nulls for name in _key_columns(service)}
+        nulls = {name: stats.nulls for name, stats in trips_cleaned.column_stats(*_key_columns(service)).items()}
         return dg.AssetCheckResult(passed=not any(nulls.values()), metadata={f"nulls/{k}": v for k, v in nulls.items()})
 
     @dg.asset_check(
@@ -67,7 +67,7 @@ def build_trip_checks(service: Service) -> list[dg.AssetChecksDefinition]:
     )
     def pickups_within_month(context: dg.AssetCheckExecutionContext, trips_cleaned: LakeMonthDataset) -> dg.AssetCheckResult:
         start, end = month_bounds(parse_month(context.partition_key))
-        stats = trips_cleaned.column_stats("pickup_datetime")
+        stats = trips_cleaned.column_stats("pickup_datetime")["pickup_datetime"]
         inside = stats.min is None or (stats.min >= start and stats.max < end)
         return dg.AssetCheckResult(
             passed=inside,

@@ -122,9 +122,11 @@ class LakeMonthDataset:
             raise FileNotFoundError(f"{self.dataset} {self.month} is not in the lake: materialize it first")
         return manifest.rows
 
-    def column_stats(self, column: str) -> ColumnStats:
-        """Nulls, min and max of a column over the month's files, from their footers."""
-        return column_stats(list(self._open_version().values()), column)
+    def column_stats(self, *columns: str) -> dict[str, ColumnStats]:
+        """Nulls, min and max of each column over the month's files, from their footers (each file
+        opened once, whatever the number of columns)."""
+        files = list(self._open_version().values())
+        return {column: column_stats(files, column) for column in columns}
 
     def table_source(self, schema: pa.Schema, order_by: str) -> TableSource:
         """The month's rows in `order_by` order: day folders in date order, each day sorted.
