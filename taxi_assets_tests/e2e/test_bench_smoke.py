@@ -235,3 +235,22 @@ def test_the_history_is_carried_to_bigger_machines_and_to_bigquery_from_the_meas
     # a run that measured only one warehouse's jobs projects that one; none at all, nothing
     assert set(project_elsewhere(rows[:3])["hours_on_cores"]["8"]) == {"duckdb"}
     assert project_elsewhere([]) is None
+
+
+def test_a_ranged_run_records_each_month_it_finished_and_fails_the_rest() -> None:
+    """The facts `benchmarks.ranged_runs` reports, which a backfill of several months per run relies on."""
+    from benchmarks.ranged_runs import probe
+
+    failed = probe(with_output=False, fail_at="2024-03-01")["months"]
+    assert {m: (v["cleaned"], v["cleaned_rows_per_materialization"], v["audit"]) for m, v in failed.items()} == {
+        "2024-01-01": ("MATERIALIZED", [100], "SUCCEEDED"),
+        "2024-02-01": ("MATERIALIZED", [200], "SUCCEEDED"),
+        "2024-03-01": ("FAILED", [], "PLANNED"),
+        "2024-04-01": ("FAILED", [], "PLANNED"),
+    }
+    # Without an output the downstream asset does not run; with one, Dagster adds its own
+    # materialization of every month, after ours and without the month's metadata.
+    assert {v["table"] for v in probe(with_output=False, fail_at=None)["months"].values()} == {None}
+    with_output = probe(with_output=True, fail_at=None)["months"]
+    assert [v["cleaned_rows_per_materialization"] for v in with_output.values()] == [[100, None], [200, None], [300, None], [400, None]]
+    assert {v["table"] for v in with_output.values()} == {"MATERIALIZED"}
