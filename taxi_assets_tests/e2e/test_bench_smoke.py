@@ -241,7 +241,7 @@ def test_a_ranged_run_records_each_month_it_finished_and_fails_the_rest() -> Non
     """The facts `benchmarks.ranged_runs` reports, which a backfill of several months per run relies on."""
     from benchmarks.ranged_runs import probe
 
-    failed = probe(with_output=False, fail_at="2024-03-01")["months"]
+    failed = probe("events only", fail_at="2024-03-01")["months"]
     assert {m: (v["cleaned"], v["cleaned_rows_per_materialization"], v["audit"]) for m, v in failed.items()} == {
         "2024-01-01": ("MATERIALIZED", [100], "SUCCEEDED"),
         "2024-02-01": ("MATERIALIZED", [200], "SUCCEEDED"),
@@ -250,7 +250,30 @@ def test_a_ranged_run_records_each_month_it_finished_and_fails_the_rest() -> Non
     }
     # Without an output the downstream asset does not run; with one, Dagster adds its own
     # materialization of every month, after ours and without the month's metadata.
-    assert {v["table"] for v in probe(with_output=False, fail_at=None)["months"].values()} == {None}
-    with_output = probe(with_output=True, fail_at=None)["months"]
+    assert {v["table"] for v in probe("events only", fail_at=None)["months"].values()} == {None}
+    with_output = probe("events + output", fail_at=None)["months"]
     assert [v["cleaned_rows_per_materialization"] for v in with_output.values()] == [[100, None], [200, None], [300, None], [400, None]]
     assert {v["table"] for v in with_output.values()} == {"MATERIALIZED"}
+
+
+def test_a_ranged_runs_first_step_can_record_the_downstream_months_it_did() -> None:
+    """The design the backfill's ranges can take: separate assets kept, the first step doing each
+    month's whole chain and recording it; the downstream step skipped, its months kept as recorded."""
+    from benchmarks.ranged_runs import probe
+
+    def seen(fail_at):
+        months = probe("chain in the first step", fail_at=fail_at)["months"]
+        return {m: (v["cleaned"], v["table"], v["table_rows_per_materialization"], v["matches"]) for m, v in months.items()}
+
+    assert seen(None) == {
+        "2024-01-01": ("MATERIALIZED", "MATERIALIZED", [10], "SUCCEEDED"),
+        "2024-02-01": ("MATERIALIZED", "MATERIALIZED", [20], "SUCCEEDED"),
+        "2024-03-01": ("MATERIALIZED", "MATERIALIZED", [30], "SUCCEEDED"),
+        "2024-04-01": ("MATERIALIZED", "MATERIALIZED", [40], "SUCCEEDED"),
+    }
+    assert seen("2024-03-01") == {
+        "2024-01-01": ("MATERIALIZED", "MATERIALIZED", [10], "SUCCEEDED"),
+        "2024-02-01": ("MATERIALIZED", "MATERIALIZED", [20], "SUCCEEDED"),
+        "2024-03-01": ("FAILED", "FAILED", [], "PLANNED"),
+        "2024-04-01": ("FAILED", "FAILED", [], "PLANNED"),
+    }
