@@ -14,6 +14,7 @@ from typing import Any
 from benchmarks.children import SERVICE_ASSETS, _step_times
 from benchmarks.common import PY, ROOT, Result, _free_port, _r, log
 from benchmarks.rss import MiB, TreeSampler
+from devtools.backfill import BACKFILL_TAG, MONTHS_PER_RUN
 
 
 def _backfill_extra(months: int, seconds: float | None, steps_total: float, runs_total: float,
@@ -155,30 +156,33 @@ def backfill_in_process(bench, months: list[str], rows: int) -> Result:
 
 
 #: How a backfill is launched: as the UI does (an asset backfill, which the backfill daemon picks up on
-#: its next 30-second loop and turns into runs), or as `make backfill` does (`devtools.backfill`: Dagster's
-#: `dagster job backfill`, which queues the months' runs itself; the daemon's run queue starts them).
-LAUNCHES = {"ui": "backfill-daemon", "cli": "backfill-daemon-cli"}
+#: its next 30-second loop and turns into a run a month), as `make backfill` does (`devtools.backfill`:
+#: runs of up to 6 consecutive months queued through `dagster job launch`; the daemon's run queue
+#: starts them), and as `make backfill MONTHS_PER_RUN=1` does (Dagster's `dagster job backfill`, a run
+#: a month queued at once).
+LAUNCHES = {"ui": "backfill-daemon", "cli": "backfill-daemon-cli", "cli-monthly": "backfill-daemon-cli-monthly"}
 
 
-def _launch_job_backfill(env: dict[str, str], workspace: Path, service: str, months: list[str]) -> str:
-    """What `make backfill` runs (`devtools.backfill`, which checks the months and then runs `dagster job
-    backfill`), on the bench's workspace; the backfill's id from what it prints."""
+def _launch_make_backfill(env: dict[str, str], workspace: Path, service: str, months: list[str], per_run: int) -> tuple[str, int]:
+    """What `make backfill` runs (`devtools.backfill`), on the bench's workspace; the backfill's id and
+    the runs it queued, from what it prints."""
     done = subprocess.run([PY, "-m", "devtools.backfill", "--service", service, "--months", f"{months[0]}..{months[-1]}",
-                           "--workspace", str(workspace)], env=env, cwd=ROOT, capture_output=True, text=True)
-    found = re.search(r": backfill (\S+) ", done.stdout)
+                           "--months-per-run", str(per_run), "--workspace", str(workspace)],
+                          env=env, cwd=ROOT, capture_output=True, text=True)
+    found = re.search(r"queued (\d+) run\(s\) .*: backfill (\S+) ", done.stdout)
     if done.returncode or not found:
         raise RuntimeError(f"make backfill failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-1500:]}")
-    return found.group(1)
+    return found.group(2), int(found.group(1))
 
 
-def _wait_runs(instance, backfill_id: str, count: int, timeout: float) -> None:
+def _wait_runs(instance, tag: str, backfill_id: str, count: int, timeout: float) -> None:
     """Until the backfill's `count` runs have all ended (a job backfill is marked complete once queued)."""
     from dagster import DagsterRunStatus, RunsFilter
 
     ended = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     deadline = time.monotonic() + timeout
     while True:
-        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
+        runs = instance.get_runs(RunsFilter(tags={tag: backfill_id}))
         if len(runs) >= count and all(r.status in ended for r in runs):
             return
         if time.monotonic() > deadline:
@@ -215,9 +219,13 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
     graphql = f"http://127.0.0.1:{port}/graphql"
     sampler = TreeSampler(daemon.pid).start()
     extra: dict[str, Any] = {
-        "method": (f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL "
-                   "launchPartitionBackfill" if launch == "ui" else
-                   f"make backfill (devtools.backfill: dagster job backfill -j yellow_monthly), {len(months)} partitions")
+        "method": {
+            "ui": f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL launchPartitionBackfill",
+            "cli": f"make backfill (devtools.backfill: runs of up to {MONTHS_PER_RUN} months, dagster job launch -j yellow_monthly), "
+                   f"{len(months)} partitions",
+            "cli-monthly": f"make backfill MONTHS_PER_RUN=1 (devtools.backfill: dagster job backfill -j yellow_monthly), "
+                           f"{len(months)} partitions",
+        }[launch]
                   + "; dagster-daemon (QueuedRunCoordinator, "
                   f"max_concurrent_runs={bench.args.backfill_concurrency}, DefaultRunLauncher); "
                   "peak RSS = the daemon's process tree (code server, run workers); "
@@ -231,17 +239,23 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
             launched = time.time()
+            tag, expected = "dagster/backfill", len(months)
             if launch == "ui":
                 keys = [{"path": ["yellow", a]} for a in SERVICE_ASSETS]
                 backfill_id = _launch_backfill(graphql, keys, months)
                 status = _wait_backfill(graphql, backfill_id, bench.args.timeout)
-            else:
-                backfill_id = _launch_job_backfill(env, workspace, "yellow", months)
-                _wait_runs(instance, backfill_id, len(months), bench.args.timeout)
+            elif launch == "cli-monthly":
+                backfill_id, expected = _launch_make_backfill(env, workspace, "yellow", months, 1)
+                _wait_runs(instance, tag, backfill_id, expected, bench.args.timeout)
                 status = _wait_backfill(graphql, backfill_id, 60)
+            else:  # ranged runs belong to no Dagster backfill: the runs' own statuses say how it went
+                tag = BACKFILL_TAG
+                backfill_id, expected = _launch_make_backfill(env, workspace, "yellow", months, MONTHS_PER_RUN)
+                _wait_runs(instance, tag, backfill_id, expected, bench.args.timeout)
+                status = "COMPLETED"
             extra.update({"backfill_id": backfill_id, "backfill_status": status,
                           "backfill_status_seconds": round(time.time() - launched, 3)})
-            records = instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id}))
+            records = instance.get_run_records(RunsFilter(tags={tag: backfill_id}))
             runs = []
             for r in records:
                 steps = _step_times(instance, r.dagster_run.run_id)
@@ -253,7 +267,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
                     "steps_seconds": sum(steps.values())})
         ends = [r["end"] for r in runs if r["end"]]
         seconds = (max(ends) - launched) if ends else None
-        ok = (status in ("COMPLETED", "COMPLETED_SUCCESS") and len(runs) == len(months)
+        ok = (status in ("COMPLETED", "COMPLETED_SUCCESS") and len(runs) == expected
               and all(r["status"] == "SUCCESS" for r in runs))
         steps_total = sum(r["steps_seconds"] for r in runs)
         runs_total = sum((r["end"] - r["start"]) for r in runs if r["end"] and r["start"])

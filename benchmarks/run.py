@@ -20,8 +20,10 @@ One run of `python -m benchmarks.run`:
    - backfill-daemon (--backfill daemon, the default): N yellow months as one asset backfill launched
      over GraphQL (`launchPartitionBackfill`, as the UI does), executed by `dagster-daemon` (queued
      run coordinator, default run launcher) on an instance of its own; backfill-daemon-cli: the same
-     months launched as `make backfill` does (`dagster job backfill`, which queues the runs itself
-     instead of waiting for the backfill daemon's next loop), on a daemon of its own;
+     months launched as `make backfill` does (runs of up to 6 months, queued through `dagster job
+     launch` instead of waiting for the backfill daemon's next loop), on a daemon of its own;
+     backfill-daemon-cli-monthly: as `make backfill MONTHS_PER_RUN=1` does (`dagster job backfill`, a
+     run a month);
    - backfill-in-process (--backfill in-process, the --quick default, and the fallback when the
      daemon backfill fails): the same N months as N sequential in-process runs;
 4. prints a table and writes benchmarks/results/bench-<UTC time>.json (a list of objects, one per

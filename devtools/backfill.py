@@ -1,12 +1,18 @@
-"""`make backfill`: a range of months of one service, each month its own run, queued at once.
+"""`make backfill`: a range of months of one service, several months a run, queued at once.
 
 A backfill launched from the UI is an asset backfill: the backfill daemon turns it into runs on its
 next loop, which comes every 30 s (Dagster's fixed interval, not an instance setting), so the first
-month starts up to half a minute after the click. This queues the runs itself, through Dagster's own
-`dagster job backfill` (a job backfill of `<service>_monthly`): the daemon's run queue starts the
-first month within a second and keeps `MAX_RUNS` going. The UI lists it under Backfills like any
-other, and each run is tagged with its month like a scheduled run, so every month's assets and checks
-keep their own status.
+month starts up to half a minute after the click, and each month is a run of its own. This queues
+the runs itself, through Dagster's own `dagster job launch`: the daemon's run queue starts the first
+within a second and keeps `MAX_RUNS` going. Each run carries up to `--months-per-run` consecutive
+months (6 by default): a run's start-up (a Python spawned, Dagster and the code location loaded,
+~2 core-seconds) is then paid once per range instead of once per month, which was most of a
+backfill's overhead (benchmarks/README.md). The run's ingest step carries each month through the
+whole chain and records every asset and check of the month as it lands
+(taxi_assets/defs/assets/ranged.py), so each month keeps its own status in the UI; a month that
+fails stops its run, the months before it stay landed. The runs carry the tag `taxi/backfill`
+(the UI's Runs page filters on it). `--months-per-run 1` queues one run a month instead, as a job
+backfill (`dagster job backfill`) listed under Backfills.
 
 The months are checked here first, so a typo fails with the service and month named and nothing queued.
 On an instance that has not loaded the zone lookup yet (every month's cleaning needs it), the zones
@@ -16,6 +22,7 @@ job is queued first and waited for, so the months do not all fail on it.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -52,6 +59,46 @@ def backfill_months(service_name: str, spec: str) -> list[str]:
             "month with zone ids to the last complete month)"
         )
     return sorted(set(months))
+
+
+#: Months a run carries unless told: 24 months in 4 runs, two at a time on `make`'s 2 run slots; a
+#: failing month leaves at most 5 later months of its run to run again.
+MONTHS_PER_RUN = 6
+#: The tag every run of one `make backfill` carries (a ranged run belongs to no Dagster backfill).
+BACKFILL_TAG = "taxi/backfill"
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def month_runs(service_name: str, months: list[str], per_run: int) -> list[list[str]]:
+    """The months in runs of at most `per_run` consecutive months (a run's range takes every month
+    between its ends, so a gap in a list starts a new run)."""
+    keys = monthly_partitions(get_service(service_name)).get_partition_keys()
+    runs: list[list[str]] = []
+    for month in months:
+        last = runs[-1] if runs else None
+        if last and len(last) < per_run and keys.index(month) == keys.index(last[-1]) + 1:
+            last.append(month)
+        else:
+            runs.append([month])
+    return runs
+
+
+def queue_month_runs(job: str, runs: list[list[str]], workspace: list[str]) -> tuple[str, str | None]:
+    """Queue each run through `dagster job launch`; the backfill's id, and why not when one failed."""
+    backfill_id = uuid.uuid4().hex[:8]
+    for months in runs:
+        tags = {BACKFILL_TAG: backfill_id}
+        if len(months) == 1:
+            tags["dagster/partition"] = months[0]
+        else:
+            tags.update({RANGE_START_TAG: months[0], RANGE_END_TAG: months[-1]})
+        done = subprocess.run([_dagster(), "job", "launch", *workspace, "-j", job, "--tags", json.dumps(tags)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            queued = runs[: runs.index(months)]
+            return backfill_id, (f"{job} {months[0]}..{months[-1]} was not queued ({len(queued)} run(s) before it were, "
+                                 f"tag {BACKFILL_TAG}={backfill_id}):\n{done.stdout}{done.stderr}")
+    return backfill_id, None
 
 
 #: How long to wait for a daemon's first heartbeat when one is needed: `make dev` started a moment
@@ -97,11 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--service", required=True, help="yellow, green, fhv or fhvhv")
     parser.add_argument("--months", required=True, help="YYYY-MM..YYYY-MM or a comma list")
+    parser.add_argument("--months-per-run", type=int, default=MONTHS_PER_RUN,
+                        help=f"consecutive months a run carries (default {MONTHS_PER_RUN}; 1: one run a month, a job backfill)")
     parser.add_argument("--workspace", type=Path, default=None,
                         help="a workspace.yaml (default: the project's code location, as make dev loads it)")
     args = parser.parse_args(argv)
     try:
         months = backfill_months(args.service, args.months)
+        if args.months_per_run < 1:
+            raise ValueError(f"{args.service}: --months-per-run must be 1 or more, not {args.months_per_run}")
     except ValueError as exc:
         print(f"make backfill: {exc}; nothing was queued", file=sys.stderr)
         return 2
@@ -124,15 +175,24 @@ def main(argv: list[str] | None = None) -> int:
             if (failed := load_zones(instance, workspace)) is not None:
                 print(f"make backfill: {failed}; no month was queued", file=sys.stderr)
                 return 1
-        command = [_dagster(), "job", "backfill", *workspace, "-j", job, "--partitions", ",".join(months), "--noprompt"]
-        done = subprocess.run(command, capture_output=True, text=True)
-        launched = re.search(r"Launched backfill job `([^`]+)`", done.stdout)
-        if done.returncode or not launched:
-            print(f"make backfill: {job} {months[0]}..{months[-1]} was not queued:\n{done.stdout}{done.stderr}",
-                  file=sys.stderr)
-            return done.returncode or 1
-        print(f"queued {len(months)} run(s) of {job}, {months[0]}..{months[-1]}, one month each: "
-              f"backfill {launched.group(1)} (the UI: Runs -> Backfills)")
+        if args.months_per_run > 1:
+            runs = month_runs(args.service, months, args.months_per_run)
+            backfill_id, failed = queue_month_runs(job, runs, workspace)
+            if failed is not None:
+                print(f"make backfill: {failed}", file=sys.stderr)
+                return 1
+            print(f"queued {len(runs)} run(s) of {job}, {months[0]}..{months[-1]}, up to {args.months_per_run} months each: "
+                  f"backfill {backfill_id} (the UI: Runs, tag {BACKFILL_TAG}={backfill_id})")
+        else:
+            command = [_dagster(), "job", "backfill", *workspace, "-j", job, "--partitions", ",".join(months), "--noprompt"]
+            done = subprocess.run(command, capture_output=True, text=True)
+            launched = re.search(r"Launched backfill job `([^`]+)`", done.stdout)
+            if done.returncode or not launched:
+                print(f"make backfill: {job} {months[0]}..{months[-1]} was not queued:\n{done.stdout}{done.stderr}",
+                      file=sys.stderr)
+                return done.returncode or 1
+            print(f"queued {len(months)} run(s) of {job}, {months[0]}..{months[-1]}, one month each: "
+                  f"backfill {launched.group(1)} (the UI: Runs -> Backfills)")
         if not daemon_running(instance):
             print("no dagster-daemon is serving this instance: the runs wait in the queue until `make dev` "
                   "(or `make dev-offline`) starts one")

@@ -28,3 +28,5 @@ FOLLOW_UPSTREAM = (
 # tags the run with a one-month *range* instead, and then records every check of the month without a
 # partition: each backfilled month's checks would stay "planned" (shown as skipped) in the UI, and the
 # result would be aimed at whichever month of the asset materialized last.
+# (`make backfill`'s runs over several months are ranges on purpose: their ingest step records each
+# month's assets and checks against that month itself, assets/ranged.py.)

@@ -60,9 +60,39 @@ def zones_already_loaded(home: Path) -> None:
             instance.report_runless_asset_event(dg.AssetMaterialization(key))
 
 
-def test_each_month_is_queued_as_its_own_run_of_the_services_job(home, capsys):
+def test_months_go_in_runs_of_consecutive_months():
+    months = ["2023-01", "2023-02", "2023-03", "2023-05", "2023-06"]
+    assert backfill.month_runs("green", months, 2) == [["2023-01", "2023-02"], ["2023-03"], ["2023-05", "2023-06"]]
+    assert backfill.month_runs("green", months, 6) == [["2023-01", "2023-02", "2023-03"], ["2023-05", "2023-06"]]
+    assert backfill.month_runs("green", months, 1) == [[m] for m in months]
+    assert backfill.month_runs("yellow", ["2023-12", "2024-01"], 6) == [["2023-12", "2024-01"]]
+
+
+def test_months_are_queued_in_runs_of_several_months(home, capsys):
     zones_already_loaded(home)
-    assert backfill.main(["--service", "green", "--months", "2023-01..2023-03"]) == 0
+    assert backfill.main(["--service", "green", "--months", "2023-01..2023-05", "--months-per-run", "2"]) == 0
+    out = capsys.readouterr().out
+    queued = runs(home)
+    ranges = sorted(
+        (r.tags.get(backfill.RANGE_START_TAG) or r.tags["dagster/partition"], r.tags.get(backfill.RANGE_END_TAG)) for r in queued
+    )
+    assert ranges == [("2023-01", "2023-02"), ("2023-03", "2023-04"), ("2023-05", None)]
+    assert {r.status for r in queued} == {dg.DagsterRunStatus.QUEUED}
+    assert {r.job_name for r in queued} == {"green_monthly"}
+    assert {r.remote_job_origin.location_name for r in queued} == {"taxi_assets"}
+    [backfill_id] = {r.tags[backfill.BACKFILL_TAG] for r in queued}
+    assert f"queued 3 run(s) of green_monthly, 2023-01..2023-05, up to 2 months each: backfill {backfill_id}" in out
+
+
+def test_months_per_run_below_one_is_refused(home, capsys):
+    assert backfill.main(["--service", "green", "--months", "2023-01", "--months-per-run", "0"]) == 2
+    assert "--months-per-run must be 1 or more" in capsys.readouterr().err
+    assert runs(home) == []
+
+
+def test_one_month_a_run_is_queued_as_a_job_backfill(home, capsys):
+    zones_already_loaded(home)
+    assert backfill.main(["--service", "green", "--months", "2023-01..2023-03", "--months-per-run", "1"]) == 0
     out = capsys.readouterr().out
     queued = runs(home)
     assert sorted(r.tags["dagster/partition"] for r in queued) == ["2023-01", "2023-02", "2023-03"]

@@ -6,8 +6,9 @@ workspace.yaml shape), the code location pointed at a local TLC mirror, the Post
    does: every month lands once, and the warehouse holds exactly the lake's rows.
 2. Three more months, with the daemon SIGKILLed half-way and restarted: the backfill finishes, every
    month is materialized exactly once, and no row is duplicated.
-3. Two months queued by `make backfill`'s program (`devtools.backfill`, a job backfill through
-   `dagster job backfill`): its runs exist as soon as it returns, and the daemon lands every month once.
+3. Two months queued by `make backfill`'s program (`devtools.backfill`: one run over both months,
+   through `dagster job launch`): the run exists as soon as it returns, and the daemon lands every
+   month once, each month's assets and checks recorded for that month.
 
 The `stack` fixture is session-scoped and shared with test_ui_browser.py.
 """
@@ -34,6 +35,7 @@ import requests
 import yaml
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from devtools.backfill import BACKFILL_TAG, RANGE_END_TAG, RANGE_START_TAG
 from devtools.generator import build_mirror
 from devtools.mirror import MirrorServer
 from taxi_assets.tlc.months import parse_month
@@ -151,8 +153,8 @@ class Stack:
     def backfill_status(self, backfill_id: str) -> str:
         return self.gql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]
 
-    def backfill_runs(self, backfill_id: str) -> list[dg.DagsterRun]:
-        return list(self.instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id})))
+    def backfill_runs(self, backfill_id: str, tag: str = "dagster/backfill") -> list[dg.DagsterRun]:
+        return list(self.instance.get_runs(dg.RunsFilter(tags={tag: backfill_id})))
 
     def failures(self, backfill_id: str) -> str:
         """The errors of a backfill's failed runs, for assertion messages."""
@@ -187,11 +189,11 @@ class Stack:
             out.append(f"{run_month(run)} {run.run_id[:8]} {run.status.value} {start:5.1f}s -> {end:5.1f}s")
         return "\n".join(sorted(out, key=lambda line: line.split()[3]))
 
-    def wait_runs(self, backfill_id: str, count: int, timeout: float = 300) -> list[dg.DagsterRun]:
+    def wait_runs(self, backfill_id: str, count: int, timeout: float = 300, tag: str = "dagster/backfill") -> list[dg.DagsterRun]:
         """Until the backfill has launched `count` runs and every one of them has finished."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            runs = self.backfill_runs(backfill_id)
+            runs = self.backfill_runs(backfill_id, tag)
             if len(runs) >= count and all(r.is_finished for r in runs):
                 return runs
             time.sleep(1)
@@ -498,7 +500,8 @@ def _first_loaded(stack: Stack) -> bool:
     return FIRST_MONTHS[0] in stack.instance.get_materialized_partitions(dg.AssetKey([SERVICES[0], "trips_table"]))
 
 
-def test_make_backfill_queues_each_month_for_the_daemon(stack: Stack):
+def test_make_backfill_queues_its_months_in_one_run_for_the_daemon(stack: Stack):
+    """`make backfill`'s default: consecutive months in one run (up to 6), each month recorded on its own."""
     if not stack.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
         stack.run_succeeds(stack.launch_run("zones"))
     backfills = []
@@ -509,16 +512,18 @@ def test_make_backfill_queues_each_month_for_the_daemon(stack: Stack):
             env=stack.env, cwd=REPO, capture_output=True, text=True, timeout=120,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        assert f"queued {len(CLI_MONTHS)} run(s) of {service}_monthly" in done.stdout, done.stdout
+        assert f"queued 1 run(s) of {service}_monthly, {CLI_MONTHS[0]}..{CLI_MONTHS[-1]}" in done.stdout, done.stdout
         assert "no dagster-daemon" not in done.stdout  # the stack's daemon is serving the queue
         backfill = done.stdout.split("backfill ")[1].split()[0]
-        # Queued by the command itself: the runs are there before any backfill daemon loop came by.
-        queued = stack.backfill_runs(backfill)
-        assert sorted(run_month(r) for r in queued) == CLI_MONTHS, [(r.run_id, r.tags) for r in queued]
+        # Queued by the command itself: the run is there before any backfill daemon loop came by.
+        queued = stack.backfill_runs(backfill, BACKFILL_TAG)
+        assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in queued] == [(CLI_MONTHS[0], CLI_MONTHS[-1])]
         assert all(r.remote_job_origin.location_name == LOCATION for r in queued)
         backfills.append(backfill)
     for backfill in backfills:
-        runs = stack.wait_runs(backfill, len(CLI_MONTHS))
-        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), stack.failures(backfill)
+        runs = stack.wait_runs(backfill, 1, tag=BACKFILL_TAG)
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), "\n".join(
+            line for r in runs for line in stack.run_errors(r.run_id)
+        )
     assert_months_landed_once(stack, CLI_MONTHS)
     assert_checks_recorded_per_month(stack, CLI_MONTHS)

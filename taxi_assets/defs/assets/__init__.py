@@ -13,8 +13,5 @@ from taxi_assets.tlc.services import Service
 
 def build_service_assets(service: Service) -> list[dg.AssetsDefinition]:
     """One month's graph for a service, grouped under its name in the UI."""
-    return [
-        build_ingest(service, monthly_partitions(service)),
-        *build_warehouse_assets(service),
-        build_mart(service),
-    ]
+    downstream = [*build_warehouse_assets(service), build_mart(service)]
+    return [build_ingest(service, monthly_partitions(service), downstream), *downstream]

@@ -6,7 +6,9 @@ profiled while it is cleaned, and audited against the stored version (`taxi_asse
 Only a version that passes reaches the lake (each file renamed into place, the folders under their
 manifest); one that fails is kept under `_held/` in the lake with its audit, the stored month stays
 exactly as it was, and the run fails naming service, month, file and every failed rule. The audit's
-verdict is the `audit` check of each month's `trips_cleaned`.
+verdict is the `audit` check of each month's `trips_cleaned`. A run over several months
+(`make backfill`'s) takes each month through here and then through the rest of its chain, in this
+step (assets/ranged.py).
 """
 
 
@@ -31,7 +33,8 @@ from taxi_assets.defs.catalog import OWNERS, catalog_tags
 from taxi_assets.defs.metadata import column_schema, rejects_markdown, source_metadata, table_metadata
 from taxi_assets.storage.overlapped_writes import OverlappedWrites
 from taxi_assets.tlc.raw_reader import RawFileError, iter_canonical_batches, raw_preview
-from taxi_assets.defs.resources import LakeResource, TlcSource
+from taxi_assets.defs.assets.ranged import MonthChain
+from taxi_assets.defs.resources import LakeResource, TlcSource, WarehouseResource
 from taxi_assets.tlc.services import Service
 from taxi_assets.tlc.months import month_label, next_month, parse_month, previous_month
 from taxi_assets.tlc.zones import read_zone_lookup
@@ -83,14 +86,20 @@ class IngestConfig(dg.Config):
         )
 
 
-def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_ingest(
+    service: Service, partitions: dg.PartitionsDefinition, downstream: list[dg.AssetsDefinition]
+) -> dg.AssetsDefinition:
+    """The month's ingest; `downstream`, the service's other assets, which a run over several months
+    carries each month through here (assets/ranged.py)."""
     name = service.name
     raw_key, kept_key, rejects_key = (asset_key(service, n) for n in ("raw_file", "trips_cleaned", "trips_rejected"))
+    audit_key = dg.AssetCheckKey(kept_key, AUDIT_CHECK)
 
     @dg.multi_asset(
         name=f"{name}_ingest",
         outs={
             "raw": dg.AssetOut(
+                is_required=False,  # (none yielded by a run over several months: assets/ranged.py)
                 owners=OWNERS,
                 tags=catalog_tags("raw", name),
                 key=raw_key,
@@ -102,6 +111,7 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
             ),
             "cleaned": cleaned_out(service),
             "rejected": dg.AssetOut(
+                is_required=False,
                 owners=OWNERS,
                 tags=catalog_tags("rejected", name),
                 key=rejects_key,
@@ -130,69 +140,100 @@ def build_ingest(service: Service, partitions: dg.PartitionsDefinition) -> dg.As
         partitions_def=partitions,
         group_name=name,
         pool="tlc_downloads",
+        # Subsettable only so that a run over several months may yield none of the step's outputs
+        # and audit results (each month is recorded on its own: assets/ranged.py); a selection of
+        # part of the step is refused below.
+        can_subset=True,
     )
-    def ingest(context: dg.AssetExecutionContext, config: IngestConfig, tlc: TlcSource, lake: LakeResource, zone_lookup: LakeFile):
-        month = parse_month(context.partition_key)
-        label = f"{name} {month_label(month)}"
+    def ingest(
+        context: dg.AssetExecutionContext, config: IngestConfig, tlc: TlcSource, lake: LakeResource,
+        warehouse: WarehouseResource, zone_lookup: LakeFile,
+    ):
+        if context.selected_asset_keys != {raw_key, kept_key, rejects_key} or audit_key not in context.selected_asset_check_keys:
+            raise dg.Failure(
+                f"{name}_ingest: {raw_key.to_user_string()}, {kept_key.to_user_string()}, {rejects_key.to_user_string()} "
+                "and the audit are one pass over the month's file and are published together: select all three assets"
+            )
         enabled = _enabled_rules(service, config, context.log)
         policy = config.policy()  # a bad band fails here, before anything is downloaded
         with zone_lookup.local_copy() as zones_path:
             zone_ids = read_zone_lookup(zones_path).column("location_id")
-        store = lake.lake
-        with lake.staging_dir() as stage:
-            result = tlc.fetch(tlc.url_for(service, month), stage, label, tlc.format, context.log.info)
-            raw_path = result.path.rename(stage / service.file_name(month, tlc.format))
-            staged = [raw_path, stage / "rejected.parquet"]
-            days, version = stage / "cleaned", new_version()
-            cleaner = Cleaner(service, month, enabled=enabled, valid_location_ids=zone_ids)
-            profile, report = _write_and_audit(
-                store, service, month, tlc.format, result.row_count, staged, (days, f"{name}_{month_label(month)}_{version}"), cleaner, policy
-            )
-            forced = config.force_publish and not report.passed and "parses_to_end" not in report.failures
-            held = None if report.passed or forced else _hold_back(store, service, month, [*staged, days], report)
-            verdict = _check_result(kept_key, month, report, forced, held)
-            if held is not None:
-                # Nothing is published: the verdict lands on the stored version, which stays the month's latest.
-                yield verdict
-                raise dg.Failure(
-                    description=(
-                        f"{label} ({raw_path.name}): the new version failed its audit and was held back; the stored "
-                        f"month is unchanged. {describe_failures(report.failures)}. The new version is kept at {held} "
-                        f"for inspection. To publish it anyway (a deliberate re-publication), run again with "
-                        f"ops: {name}_ingest: config: force_publish: true"
-                    ),
-                    metadata={"held_back_at": held, "failed_rules": ", ".join(report.failures), "source_url": result.url},
-                    allow_retries=False,
-                )
-            if forced:
-                context.log.warning(f"{label}: published although its audit failed (force_publish): {describe_failures(report.failures)}")
-            context.log.info(
-                f"{label}: read {profile.rows_read:,}, kept {profile.rows_kept:,}, rejected {profile.rows_rejected:,} "
-                f"({rejects_line(cleaner.counts)}); publishing"
-            )
-            # The lake IO manager renames each file into place: raw, then the cleaned rows' date
-            # folders under their manifest, then the rejected rows.
-            preview = raw_preview(raw_path, tlc.format)
-            raw_meta = {**table_metadata(preview.schema, preview), **source_metadata(result), "format": tlc.format}
-            shared = {"rows_read": profile.rows_read, "rules": ", ".join(enabled)}
-            kept_meta = {
-                "rows_rejected": profile.rows_rejected,
-                "rejected_share": round(profile.rows_rejected / profile.rows_read, 6) if profile.rows_read else 0.0,
-                "rejected_by_rule": dg.MetadataValue.md(rejects_markdown(cleaner.counts)),
-            }
-            rejected_meta = {f"rule/{rule}": n for rule, n in cleaner.counts.items()}
-            yield dg.Output(StagedFile(staged[0]), output_name="raw", metadata={**raw_meta, "dagster/row_count": profile.rows_read})
-            yield dg.Output(
-                StagedPartitionedMonth(days, version, name, profile.rows_kept), output_name="cleaned", metadata={**shared, **kept_meta}
-            )
-            meta = {**shared, **rejected_meta, "dagster/row_count": profile.rows_rejected}
-            yield dg.Output(StagedFile(staged[1]), output_name="rejected", metadata=meta)
-            # After the outputs: Dagster aims a check result at the month's latest materialization and
-            # counts it only while that stays the latest, so a verdict given before publishing would be
-            # about the version just replaced (the month's audit never shown as passed).
-            yield verdict
+        months = [parse_month(key) for key in context.partition_keys]
+
+        def month_of(month: dt.date):
+            return _ingest_month(context, service, month, config, tlc, lake, zone_ids, enabled, policy, kept_key)
+
+        if len(months) == 1:
+            yield from month_of(months[0])
+            return
+        chain = MonthChain(context, service, lake, warehouse, downstream)  # several months: assets/ranged.py
+        for month in months:
+            yield from chain.run(month, month_of(month))
 
     return ingest
+
+
+def _ingest_month(
+    context: dg.AssetExecutionContext, service: Service, month: dt.date, config: IngestConfig, tlc: TlcSource,
+    lake: LakeResource, zone_ids: pa.ChunkedArray, enabled: list[str], policy: AuditPolicy, kept_key: dg.AssetKey,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """One month's write–audit–publish: its three outputs, then the audit's verdict (a held-back
+    version: the verdict, then a Failure). Nothing starts before the first item is asked for."""
+    name = service.name
+    label = f"{name} {month_label(month)}"
+    store = lake.lake
+    with lake.staging_dir() as stage:
+        result = tlc.fetch(tlc.url_for(service, month), stage, label, tlc.format, context.log.info)
+        raw_path = result.path.rename(stage / service.file_name(month, tlc.format))
+        staged = [raw_path, stage / "rejected.parquet"]
+        days, version = stage / "cleaned", new_version()
+        cleaner = Cleaner(service, month, enabled=enabled, valid_location_ids=zone_ids)
+        profile, report = _write_and_audit(
+            store, service, month, tlc.format, result.row_count, staged, (days, f"{name}_{month_label(month)}_{version}"), cleaner, policy
+        )
+        forced = config.force_publish and not report.passed and "parses_to_end" not in report.failures
+        held = None if report.passed or forced else _hold_back(store, service, month, [*staged, days], report)
+        verdict = _check_result(kept_key, month, report, forced, held)
+        if held is not None:
+            # Nothing is published: the verdict lands on the stored version, which stays the month's latest.
+            yield verdict
+            raise dg.Failure(
+                description=(
+                    f"{label} ({raw_path.name}): the new version failed its audit and was held back; the stored "
+                    f"month is unchanged. {describe_failures(report.failures)}. The new version is kept at {held} "
+                    f"for inspection. To publish it anyway (a deliberate re-publication), run again with "
+                    f"ops: {name}_ingest: config: force_publish: true"
+                ),
+                metadata={"held_back_at": held, "failed_rules": ", ".join(report.failures), "source_url": result.url},
+                allow_retries=False,
+            )
+        if forced:
+            context.log.warning(f"{label}: published although its audit failed (force_publish): {describe_failures(report.failures)}")
+        context.log.info(
+            f"{label}: read {profile.rows_read:,}, kept {profile.rows_kept:,}, rejected {profile.rows_rejected:,} "
+            f"({rejects_line(cleaner.counts)}); publishing"
+        )
+        # The lake IO manager renames each file into place: raw, then the cleaned rows' date
+        # folders under their manifest, then the rejected rows.
+        preview = raw_preview(raw_path, tlc.format)
+        raw_meta = {**table_metadata(preview.schema, preview), **source_metadata(result), "format": tlc.format}
+        shared = {"rows_read": profile.rows_read, "rules": ", ".join(enabled)}
+        kept_meta = {
+            "rows_rejected": profile.rows_rejected,
+            "rejected_share": round(profile.rows_rejected / profile.rows_read, 6) if profile.rows_read else 0.0,
+            "rejected_by_rule": dg.MetadataValue.md(rejects_markdown(cleaner.counts)),
+        }
+        rejected_meta = {f"rule/{rule}": n for rule, n in cleaner.counts.items()}
+        yield dg.Output(StagedFile(staged[0]), output_name="raw", metadata={**raw_meta, "dagster/row_count": profile.rows_read})
+        yield dg.Output(
+            StagedPartitionedMonth(days, version, name, profile.rows_kept), output_name="cleaned", metadata={**shared, **kept_meta}
+        )
+        meta = {**shared, **rejected_meta, "dagster/row_count": profile.rows_rejected}
+        yield dg.Output(StagedFile(staged[1]), output_name="rejected", metadata=meta)
+        # After the outputs: Dagster aims a check result at the month's latest materialization and
+        # counts it only while that stays the latest, so a verdict given before publishing would be
+        # about the version just replaced (the month's audit never shown as passed).
+        yield verdict
 
 
 def _enabled_rules(service: Service, config: IngestConfig, log) -> list[str]:

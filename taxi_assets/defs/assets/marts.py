@@ -1,5 +1,7 @@
 """The daily zone mart, built inside the warehouse from the trips and zones tables."""
 
+import datetime as dt
+
 import dagster as dg
 
 from taxi_assets.defs.catalog import OWNERS, catalog_tags
@@ -9,6 +11,7 @@ from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.policies import FOLLOW_UPSTREAM
 from taxi_assets.defs.resources import WarehouseResource
 from taxi_assets.defs.tables import mart_spec
+from taxi_assets.storage.warehouse.base import Warehouse
 from taxi_assets.tlc.marts import MART_SCHEMA, daily_zone_mart_sql, top_zones_sql, trips_per_day_sql
 from taxi_assets.tlc.months import month_label, parse_month
 from taxi_assets.tlc.services import Service
@@ -33,28 +36,30 @@ def build_mart(service: Service) -> dg.AssetsDefinition:
         description=spec.description,
     )
     def daily_zone_mart(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        month = parse_month(context.partition_key)
-        backend = warehouse.backend
-        rows = backend.replace_month_from_query(spec, month, daily_zone_mart_sql(service, backend, month))
-        backend.comment(spec)
-        per_day = backend.query(trips_per_day_sql(service, backend, month)).to_pylist()
-        days = [(r["pickup_date"], int(r["trips"])) for r in per_day]
-        zones = [
-            (f"{r['pickup_zone']} ({r['pickup_borough']})", int(r["trips"]))
-            for r in backend.query(top_zones_sql(service, backend, month)).to_pylist()
-        ]
-        title = f"{service.name} {month_label(month)}"
-        return dg.MaterializeResult(
-            metadata={
-                **warehouse_table_metadata(backend, spec, month),
-                "dagster/row_count": rows,
-                "dagster/table_name": f"{backend.schema_name}.{spec.name}",
-                # numbers, so the UI's Plots tab charts them across months
-                "trips": sum(n for _, n in days),
-                "pickup_days": len(days),
-                "busiest_zone_trips": zones[0][1] if zones else 0,
-                "chart": dg.MetadataValue.md(svg_markdown(month_chart_svg(title, days, zones), f"{title} trips per day and busiest zones")),
-            }
-        )
+        return dg.MaterializeResult(metadata=build_month_mart(service, warehouse.backend, parse_month(context.partition_key)))
 
     return daily_zone_mart
+
+
+def build_month_mart(service: Service, backend: Warehouse, month: dt.date) -> dict[str, object]:
+    """Replace the month's mart rows inside the warehouse; the materialization's metadata."""
+    spec = mart_spec(service)
+    rows = backend.replace_month_from_query(spec, month, daily_zone_mart_sql(service, backend, month))
+    backend.comment(spec)
+    per_day = backend.query(trips_per_day_sql(service, backend, month)).to_pylist()
+    days = [(r["pickup_date"], int(r["trips"])) for r in per_day]
+    zones = [
+        (f"{r['pickup_zone']} ({r['pickup_borough']})", int(r["trips"]))
+        for r in backend.query(top_zones_sql(service, backend, month)).to_pylist()
+    ]
+    title = f"{service.name} {month_label(month)}"
+    return {
+        **warehouse_table_metadata(backend, spec, month),
+        "dagster/row_count": rows,
+        "dagster/table_name": f"{backend.schema_name}.{spec.name}",
+        # numbers, so the UI's Plots tab charts them across months
+        "trips": sum(n for _, n in days),
+        "pickup_days": len(days),
+        "busiest_zone_trips": zones[0][1] if zones else 0,
+        "chart": dg.MetadataValue.md(svg_markdown(month_chart_svg(title, days, zones), f"{title} trips per day and busiest zones")),
+    }

@@ -1,5 +1,7 @@
 """A month's trips in the warehouse table, and its rejects counted per rule, each month replaced atomically."""
 
+import datetime as dt
+
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,11 +38,7 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         description=f"{service.title} cleaned trips in the warehouse table {spec.name}, one month replaced atomically.",
     )
     def trips_table(cleaned: LakeMonthDataset) -> TableSource:
-        # A row store (Postgres) is sent the lake's date folders day after day, each day sorted: it
-        # holds the month in pickup order (time ranges read adjacent pages; the time index can be a
-        # BRIN). An engine that reads parquet itself (DuckDB from this disk, BigQuery from the
-        # bucket) takes the day files as they are, in parallel: a columnar table needs no order.
-        return cleaned.table_source(service.schema, order_by="pickup_datetime")
+        return month_table_source(service, cleaned)
 
     @dg.asset(
         key=asset_key(service, "rejects_summary"),
@@ -57,12 +55,23 @@ def build_warehouse_assets(service: Service) -> list[dg.AssetsDefinition]:
         description=f"Rejected {service.title.lower()} rows per cleaning rule and month, in the warehouse.",
     )
     def rejects_summary(context: dg.AssetExecutionContext, rejected: LakeFile) -> pa.Table:
-        month = parse_month(context.partition_key)
-        rules = rejected.parquet().read(columns=[REJECT_RULE])
-        counts = rules.group_by(REJECT_RULE).aggregate([([], "count_all")]).sort_by(REJECT_RULE)
-        return pa.table(
-            [pa.array([month] * counts.num_rows, pa.date32()), counts.column(REJECT_RULE), pc.cast(counts.column("count_all"), pa.int64())],
-            schema=REJECTS_SUMMARY_SCHEMA,
-        )
+        return rejects_per_rule(parse_month(context.partition_key), rejected)
 
     return [trips_table, rejects_summary]
+
+
+def month_table_source(service: Service, cleaned: LakeMonthDataset) -> TableSource:
+    # A row store (Postgres) is sent the lake's date folders day after day, each day sorted: it
+    # holds the month in pickup order (time ranges read adjacent pages; the time index can be a
+    # BRIN). An engine that reads parquet itself (DuckDB from this disk, BigQuery from the
+    # bucket) takes the day files as they are, in parallel: a columnar table needs no order.
+    return cleaned.table_source(service.schema, order_by="pickup_datetime")
+
+
+def rejects_per_rule(month: dt.date, rejected: LakeFile) -> pa.Table:
+    rules = rejected.parquet().read(columns=[REJECT_RULE])
+    counts = rules.group_by(REJECT_RULE).aggregate([([], "count_all")]).sort_by(REJECT_RULE)
+    return pa.table(
+        [pa.array([month] * counts.num_rows, pa.date32()), counts.column(REJECT_RULE), pc.cast(counts.column("count_all"), pa.int64())],
+        schema=REJECTS_SUMMARY_SCHEMA,
+    )

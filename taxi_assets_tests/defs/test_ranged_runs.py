@@ -1,0 +1,141 @@
+"""A run over several months (make backfill's): each month lands and is recorded as a run of its
+own would land and record it, and a month that fails leaves the months before it as they landed."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from taxi_assets.defs.jobs import service_job_name
+
+from taxi_assets_tests.conftest import Pipeline, make_pipeline
+from taxi_assets_tests.e2e.test_pipeline_e2e import table_checksum
+
+ASSETS = ("raw_file", "trips_cleaned", "trips_rejected", "trips_table", "rejects_summary", "daily_zone_mart")
+CHECKS = {
+    "trips_cleaned": ("audit", "reconciles_with_raw", "keys_not_null", "pickups_within_month"),
+    "trips_table": ("matches_lake",),
+    "daily_zone_mart": ("trips_add_up",),
+}
+TABLES = ("trips", "rejects_summary", "daily_zone_mart")
+
+
+def run_range(pipeline: Pipeline, first: str, last: str):
+    return pipeline.defs.resolve_job_def(service_job_name("yellow")).execute_in_process(
+        instance=pipeline.instance,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        raise_on_error=False,
+    )
+
+
+def recorded(pipeline: Pipeline, month: str) -> dict[str, object]:
+    """What the UI shows for the month: each asset's status and metadata keys, each check's status."""
+    seen: dict[str, object] = {}
+    for name in ASSETS:
+        key = dg.AssetKey(["yellow", name])
+        partitions = pipeline.defs.resolve_asset_graph().get(key).partitions_def
+        status = pipeline.instance.get_status_by_partition(key, [month], partitions)[month]
+        records = pipeline.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[month]), limit=1
+        ).records
+        keys = sorted(records[0].asset_materialization.metadata) if records else []
+        seen[name] = (status.value if status else None, keys)
+        for check in CHECKS.get(name, ()):
+            seen[f"{name}.{check}"] = pipeline.check_status(dg.AssetCheckKey(key, check), month)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def month_by_month(tmp_path_factory, mirror):
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path_factory.mktemp("single"), mirror, instance)
+        assert pipeline.run("zones").success
+        for month in ("2023-01", "2023-02"):
+            assert pipeline.run("yellow", month).success
+        yield pipeline
+
+
+def test_a_run_over_two_months_lands_and_records_each_as_its_own_run_would(tmp_path, mirror, month_by_month) -> None:
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        result = run_range(pipeline, "2023-01", "2023-02")
+        assert result.success
+        # one run did both months: the ingest step carried them; the other steps were skipped
+        assert len(instance.get_runs(filters=dg.RunsFilter(job_name=service_job_name("yellow")))) == 1
+        for month in ("2023-01", "2023-02"):
+            alone = recorded(month_by_month, month)
+            assert recorded(pipeline, month) == alone
+            assert {v[0] for k, v in alone.items() if "." not in k} == {"MATERIALIZED"}
+            assert {v for k, v in alone.items() if "." in k} == {"SUCCEEDED"}
+            for table in TABLES:
+                assert table_checksum(pipeline, f"yellow_{table}", month) == table_checksum(month_by_month, f"yellow_{table}", month)
+
+
+def test_a_month_that_fails_leaves_the_months_before_it_landed_and_the_rest_failed(tmp_path, mirror) -> None:
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        # The mirror has no yellow 2023-03: its download fails, after 2023-02 landed.
+        result = run_range(pipeline, "2023-02", "2023-04")
+        assert not result.success
+        landed = recorded(pipeline, "2023-02")
+        assert {v[0] for k, v in landed.items() if "." not in k} == {"MATERIALIZED"}
+        assert {v for k, v in landed.items() if "." in k} == {"SUCCEEDED"}
+        assert table_checksum(pipeline, "yellow_trips", "2023-02")[0] > 0
+        for month in ("2023-03", "2023-04"):
+            assert {v[0] for k, v in recorded(pipeline, month).items() if "." not in k} == {"FAILED"}
+            assert table_checksum(pipeline, "yellow_trips", month)[0] == 0
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "yellow 2023-03" in failure.step_failure_data.error.message
+
+
+def test_no_check_is_recorded_without_its_month(tmp_path, mirror) -> None:
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        assert run_range(pipeline, "2023-01", "2023-02").success
+        keys = [dg.AssetCheckKey(dg.AssetKey(["yellow", asset]), name) for asset, names in CHECKS.items() for name in names]
+        infos = instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=None)
+        assert sorted({(i.check_key.name, i.partition_key) for i in infos}) == sorted(
+            (name, month) for names in CHECKS.values() for name in names for month in ("2023-01", "2023-02")
+        )
+
+
+def test_part_of_the_ingest_alone_is_refused_with_nothing_published(tmp_path, mirror) -> None:
+    """The step is subsettable only so that a range may yield none of its outputs."""
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        job = pipeline.defs.resolve_job_def(service_job_name("yellow"))
+        result = job.execute_in_process(
+            instance=instance, partition_key="2023-01", asset_selection=[dg.AssetKey(["yellow", "trips_cleaned"])], raise_on_error=False
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "are one pass over the month's file and are published together" in failure.step_failure_data.error.message
+        assert not list(pipeline.lake.local_path("").glob("trips/**/*.parquet"))
+
+
+def test_a_failed_blocking_check_stops_the_month_before_its_warehouse_tables(tmp_path, mirror, monkeypatch) -> None:
+    from taxi_assets.defs.assets import ranged
+
+    def nulls_in_february(service, cleaned):
+        return dg.AssetCheckResult(check_name="keys_not_null", passed=cleaned.month != "2023-02", metadata={"nulls/pickup_datetime": 1})
+
+    monkeypatch.setattr(ranged, "keys_present", nulls_in_february)
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        result = run_range(pipeline, "2023-01", "2023-02")
+        assert not result.success
+        january, february = recorded(pipeline, "2023-01"), recorded(pipeline, "2023-02")
+        assert {v[0] for k, v in january.items() if "." not in k} == {"MATERIALIZED"}
+        assert pipeline.check_status(dg.AssetCheckKey(dg.AssetKey(["yellow", "trips_cleaned"]), "keys_not_null"), "2023-02") == "FAILED"
+        assert {k: v[0] for k, v in february.items() if "." not in k} == {
+            "raw_file": "MATERIALIZED", "trips_cleaned": "MATERIALIZED", "trips_rejected": "MATERIALIZED",
+            "trips_table": "FAILED", "rejects_summary": "FAILED", "daily_zone_mart": "FAILED",
+        }
+        assert table_checksum(pipeline, "yellow_trips", "2023-02")[0] == 0
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "yellow 2023-02: blocking check keys_not_null failed" in failure.step_failure_data.error.message
