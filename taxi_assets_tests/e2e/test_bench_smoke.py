@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks.history import HISTORY
 from benchmarks.common import _month_list
+from devtools.backfill import MONTHS_PER_RUN
 from benchmarks.run import BACKFILL_START, QUICK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,21 +134,23 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert backfill["data_work_seconds"] == pytest.approx(backfill["step_seconds_total"], abs=0.01)
 
 
-def test_the_daemon_backfill_runs_both_launches_on_their_own_when_everything_else_is_skipped(tmp_path: Path) -> None:
+def test_the_daemon_backfill_runs_every_launch_on_its_own_when_everything_else_is_skipped(tmp_path: Path) -> None:
     """`make bench`'s daemon backfill, alone (`--skip` of every other variant): the UI's asset backfill
-    and make backfill's launch each bring up a webserver and a daemon, and every month lands through
-    them. (Skipping the other variants once left the daemon without its logs folder.)"""
+    and make backfill's two launches each bring up a webserver and a daemon, and every month lands
+    through them. (Skipping the other variants once left the daemon without its logs folder.)"""
     _quick_bench(tmp_path, "--backfill", "daemon", "--warehouse", "duckdb", "--timeout", "240",
                  "--skip", "zoomcamp,dlt,dagster-cli,dagster-in-process")
     data = tmp_path / "bench"
 
     (result_file,) = (tmp_path / "results").glob("bench-*.json")
     rows = {r["variant"]: r for r in json.loads(result_file.read_text())}
-    # no fallback to in-process runs: both daemon launches succeeded
-    assert set(rows) == {"backfill-daemon", "backfill-daemon-cli"}, sorted(rows)
+    # no fallback to in-process runs: every daemon launch succeeded
+    assert set(rows) == {"backfill-daemon", "backfill-daemon-cli", "backfill-daemon-cli-monthly"}, sorted(rows)
     for variant, row in rows.items():
         assert row["ok"] is True and row["backfill_status"] in ("COMPLETED", "COMPLETED_SUCCESS"), row
-        assert row["runs"] == row["months"] == QUICK["months"] and row["run_statuses"] == ["SUCCESS"], row
+        # make backfill's runs carry up to 6 months each; the others, a month each
+        runs = -(-QUICK["months"] // MONTHS_PER_RUN) if variant == "backfill-daemon-cli" else QUICK["months"]
+        assert row["months"] == QUICK["months"] and row["runs"] == runs and row["run_statuses"] == ["SUCCESS"], row
         assert row["rows"] == QUICK["months"] * QUICK["backfill_rows"]
         # every month landed in that variant's own warehouse, kept rows only
         name = f"{variant}-yellow"  # the bench's names for the variant's warehouse file and schema
@@ -157,7 +160,7 @@ def test_the_daemon_backfill_runs_both_launches_on_their_own_when_everything_els
         assert [f"{m:%Y-%m}" for m, _ in per_month] == _month_list(BACKFILL_START, QUICK["months"]), per_month
         assert all(0 < n <= QUICK["backfill_rows"] for _, n in per_month), per_month
         assert (data / "logs" / f"{variant}-yellow-daemon.log").stat().st_size > 0
-    assert "make backfill" in rows["backfill-daemon-cli"]["method"]
+    assert "make backfill" in rows["backfill-daemon-cli"]["method"] and "MONTHS_PER_RUN=1" in rows["backfill-daemon-cli-monthly"]["method"]
     assert "launchPartitionBackfill" in rows["backfill-daemon"]["method"]
 
 

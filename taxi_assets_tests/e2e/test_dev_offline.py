@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.backfill import BACKFILL_TAG
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -36,13 +38,13 @@ def wait_for(url: str, seconds: float) -> None:
 
 
 def backfill_month_succeeds(home: Path, backfill_id: str) -> str:
-    """The month of a one-month backfill's run, once the daemon ran it to success."""
+    """The month of a one-month `make backfill`'s run, once the daemon ran it to success."""
     import dagster as dg
 
     deadline = time.monotonic() + 180
     with dg.DagsterInstance.from_config(str(home)) as instance:
         while True:
-            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+            runs = instance.get_runs(dg.RunsFilter(tags={BACKFILL_TAG: backfill_id}))
             if runs and runs[0].is_finished:
                 assert runs[0].is_success, runs[0].status
                 return runs[0].tags["dagster/partition"]
