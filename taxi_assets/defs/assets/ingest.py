@@ -166,9 +166,10 @@ def build_ingest(
         if len(months) == 1:
             yield from month_of(months[0])
             return
-        chain = MonthChain(context, service, lake, warehouse, downstream)  # several months: assets/ranged.py
-        for month in months:
-            yield from chain.run(month, month_of(month))
+        with dg.build_resources({}, instance=context.instance) as no_resources:  # several months: assets/ranged.py
+            chain = MonthChain(context, service, lake, warehouse, downstream, no_resources)
+            for month in months:
+                yield from chain.run(month, month_of(month))
 
     return ingest
 

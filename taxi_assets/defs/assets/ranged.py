@@ -43,9 +43,10 @@ class MonthChain:
 
     def __init__(
         self, context: dg.AssetExecutionContext, service: Service, lake: LakeResource, warehouse: WarehouseResource,
-        downstream: Iterable[dg.AssetsDefinition],
+        downstream: Iterable[dg.AssetsDefinition], no_resources: object,
     ):
         self.context, self.service, self.backend = context, service, warehouse.backend
+        self.no_resources = no_resources
         # The IO managers the single-month steps are given (definitions.py wires the same pair).
         self.lake_io, self.warehouse_io = LakeIOManager(lake=lake), WarehouseIOManager(warehouse=warehouse)
         self.specs = {key: spec for a in (context.assets_def, *downstream) for key, spec in a.specs_by_key.items()}
@@ -75,12 +76,16 @@ class MonthChain:
         yield self._materialized(mart, partition, build_month_mart(self.service, self.backend, month))
         yield from self._checked(mart_adds_up(self.service, self.backend, month), mart, partition)
 
+    # The IO managers read no resources from their contexts; an output context given none builds an
+    # empty set on an ephemeral Dagster instance of its own (an in-memory SQLite database, migrated
+    # by alembic), so the chain hands every output context one empty set built once
+    # (`no_resources`). (Dagster's input contexts cannot be given one: 4 a month still build theirs.)
     def _store(self, io_manager: dg.IOManager, key: dg.AssetKey, partition: str, value: object) -> dict[str, object]:
         """What the asset's IO manager does with a single-month step's output; the metadata it adds."""
         spec = self.specs[key]
         context = dg.build_output_context(
             asset_key=key, partition_key=partition, asset_partitions_def=spec.partitions_def,
-            definition_metadata=spec.metadata, asset_spec=spec,
+            definition_metadata=spec.metadata, asset_spec=spec, resources=self.no_resources,
         )
         io_manager.handle_output(context, value)
         return dict(context.get_logged_metadata())
@@ -88,7 +93,7 @@ class MonthChain:
     def _load(self, io_manager: dg.IOManager, key: dg.AssetKey, partition: str) -> object:
         """The month as the IO manager hands it to a single-month step's input (a handle)."""
         spec = self.specs[key]
-        upstream = dg.build_output_context(asset_key=key, definition_metadata=spec.metadata)
+        upstream = dg.build_output_context(asset_key=key, definition_metadata=spec.metadata, resources=self.no_resources)
         return io_manager.load_input(
             dg.build_input_context(
                 asset_key=key, partition_key=partition, asset_partitions_def=spec.partitions_def, upstream_output=upstream,
