@@ -31,10 +31,6 @@ from taxi_assets.tlc.months import month_label
 from taxi_assets.tlc.services import Service
 
 
-#: An input without annotation: the IO managers hand it the month's handle (LakeFile, LakeMonthDataset, WarehouseTable).
-_UNANNOTATED = dg.PythonObjectDagsterType(object, name="Unannotated")
-
-
 Event = dg.AssetMaterialization | dg.AssetCheckEvaluation
 
 
@@ -65,13 +61,14 @@ class MonthChain:
                 yield self._materialized(key, partition, {**item.metadata, **self._store(self.lake_io, key, partition, item.value)})
             else:
                 yield from self._checked(item, cleaned, partition)
-        raw_file, month_rows, rejects = (self._load(self.lake_io, key, partition) for key in (raw, cleaned, rejected))
+        raw_file, month_rows, rejects = (self.lake_io.month_handle(key, self.specs[key].metadata, partition) for key in (raw, cleaned, rejected))
         yield from self._checked(reconciles(raw_file, month_rows, rejects), cleaned, partition, blocking=True)
         yield from self._checked(keys_present(self.service, month_rows), cleaned, partition, blocking=True)
         yield from self._checked(pickups_inside(month, month_rows), cleaned, partition)
 
         yield self._materialized(table, partition, self._store(self.warehouse_io, table, partition, month_table_source(self.service, month_rows)))
-        yield from self._checked(table_matches_lake(self._load(self.warehouse_io, table, partition), month_rows), table, partition)
+        loaded = self.warehouse_io.month_handle(table, self.specs[table].metadata, partition)
+        yield from self._checked(table_matches_lake(loaded, month_rows), table, partition)
         yield self._materialized(summary, partition, self._store(self.warehouse_io, summary, partition, rejects_per_rule(month, rejects)))
         yield self._materialized(mart, partition, build_month_mart(self.service, self.backend, month))
         yield from self._checked(mart_adds_up(self.service, self.backend, month), mart, partition)
@@ -79,7 +76,8 @@ class MonthChain:
     # The IO managers read no resources from their contexts; an output context given none builds an
     # empty set on an ephemeral Dagster instance of its own (an in-memory SQLite database, migrated
     # by alembic), so the chain hands every output context one empty set built once
-    # (`no_resources`). (Dagster's input contexts cannot be given one: 4 a month still build theirs.)
+    # (`no_resources`). Dagster's input contexts cannot be given one: the chain reads through the IO
+    # managers' `month_handle`, what their `load_input` hands an unannotated month, without a context.
     def _store(self, io_manager: dg.IOManager, key: dg.AssetKey, partition: str, value: object) -> dict[str, object]:
         """What the asset's IO manager does with a single-month step's output; the metadata it adds."""
         spec = self.specs[key]
@@ -89,17 +87,6 @@ class MonthChain:
         )
         io_manager.handle_output(context, value)
         return dict(context.get_logged_metadata())
-
-    def _load(self, io_manager: dg.IOManager, key: dg.AssetKey, partition: str) -> object:
-        """The month as the IO manager hands it to a single-month step's input (a handle)."""
-        spec = self.specs[key]
-        upstream = dg.build_output_context(asset_key=key, definition_metadata=spec.metadata, resources=self.no_resources)
-        return io_manager.load_input(
-            dg.build_input_context(
-                asset_key=key, partition_key=partition, asset_partitions_def=spec.partitions_def, upstream_output=upstream,
-                dagster_type=_UNANNOTATED,
-            )
-        )
 
     @staticmethod
     def _materialized(key: dg.AssetKey, partition: str, metadata: dict[str, object]) -> dg.AssetMaterialization:

@@ -57,7 +57,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             self._publish_dated_month(context, lake, meta["lake_dataset"], obj)
             return
         elif (rows := to_arrow(obj)) is not None and not {"lake_folder", "lake_dataset"} & set(meta):
-            key = _format(self._template(context, meta), output_partition(context))
+            key = _format(self._template(context.asset_key, context.has_asset_partitions, meta), output_partition(context))
             with lake.staging_dir() as tmp:
                 staged = tmp / "part.parquet"
                 _write_parquet(rows, staged)
@@ -87,19 +87,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
         )
 
     @staticmethod
-    def _template(context: dg.OutputContext | dg.InputContext, meta: dict) -> str:
+    def _template(key: dg.AssetKey, partitioned: bool, meta: dict) -> str:
         """Where an asset's partitions are stored: its `lake_key`, else under assets/<asset key>/."""
         if "lake_key" in meta:
             return meta["lake_key"]
-        base = "assets/" + "/".join(context.asset_key.path)
-        return f"{base}/{{month}}.parquet" if context.has_asset_partitions else f"{base}.parquet"
+        base = "assets/" + "/".join(key.path)
+        return f"{base}/{{month}}.parquet" if partitioned else f"{base}.parquet"
 
     # -- reads -----------------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> object:
         upstream = context.upstream_output
         meta = upstream.definition_metadata or {}
         lake = self.lake.lake
-        name = upstream.asset_key.to_user_string()
         wanted = wanted_type(context)
         keys = input_partitions(context)
         if wanted in (None, LakeFile, LakeMonthDataset):
@@ -107,12 +106,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 raise unsupported(context, "every month as one handle", "lake", list(_LAKE_TYPES.values()))
             if keys is not None and len(keys) > 1:
                 raise unsupported(context, f"{len(keys)} months as one handle", "lake", list(_LAKE_TYPES.values()))
-            return self._handle(context, lake, meta, name, keys[0] if keys else None)
+            return self._handle(lake, meta, upstream.asset_key, context.has_asset_partitions, keys[0] if keys else None)
         if wanted not in _LAKE_TYPES:
             raise unsupported(context, wanted, "lake", list(_LAKE_TYPES.values()) + ["LakeFile / LakeMonthDataset (one month)"])
         return from_dataset(self._dataset(context, lake, meta, keys), wanted)
 
-    def _handle(self, context: dg.InputContext, lake: Lake, meta: dict, name: str, partition: str | None) -> LakeFile | LakeMonthDataset:
+    def month_handle(self, key: dg.AssetKey, meta: dict, partition: str) -> LakeFile | LakeMonthDataset:
+        """What an unannotated input of one month of the asset gets, without an input context
+        (a ranged run's chain reads each month through this: assets/ranged.py)."""
+        return self._handle(self.lake.lake, meta, key, True, partition)
+
+    def _handle(self, lake: Lake, meta: dict, key: dg.AssetKey, partitioned: bool, partition: str | None) -> LakeFile | LakeMonthDataset:
+        name = key.to_user_string()
         where = f" {_format('{month}', partition)}" if partition is not None else ""
         if "lake_folder" in meta:
             folder = _format(meta["lake_folder"], partition)
@@ -122,10 +127,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
             return LakeFile(lake, files[0])
         if "lake_dataset" in meta:
             return LakeMonthDataset(lake, meta["lake_dataset"], month_label(parse_month(partition)), meta.get("partition_column", "pickup_date"))
-        key = _format(self._template(context, meta), partition)  # a `lake_key`, or where a user's asset was stored
-        if not lake.exists(key):
-            raise FileNotFoundError(f"{name}{where} is not in the lake ({lake.display(key)}): materialize it first")
-        return LakeFile(lake, key)
+        path = _format(self._template(key, partitioned, meta), partition)  # a `lake_key`, or where a user's asset was stored
+        if not lake.exists(path):
+            raise FileNotFoundError(f"{name}{where} is not in the lake ({lake.display(path)}): materialize it first")
+        return LakeFile(lake, path)
 
     def _dataset(self, context: dg.InputContext, lake: Lake, meta: dict, keys: list[str] | None) -> ds.Dataset:
         """The selected partitions' files as one lazy dataset; every landed one when `keys` is None."""
@@ -148,7 +153,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             _refuse_missing(name, parts, [p for p in parts if not found[p]])
             files = [f for p in parts for f in found[p]]
             return _files_dataset(lake, files, "csv" if files and ".csv" in files[0] else "parquet")
-        template = self._template(context, meta)
+        template = self._template(context.asset_key, context.has_asset_partitions, meta)
         if keys is None and "{month}" not in template:
             files = [template] if lake.exists(template) else []
         else:

@@ -78,6 +78,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return backend.replace_month_from_query(spec, month, select)
         return backend.replace_table(spec, TableSource.from_table(backend.query(select)))
 
+    def month_handle(self, key: dg.AssetKey, meta: dict, partition: str) -> WarehouseTable:
+        """What an unannotated input of one month of the asset gets, without an input context
+        (a ranged run's chain reads each month through this: assets/ranged.py)."""
+        return WarehouseTable(self.warehouse.backend, table_spec(meta, key), (_month_of(partition, key),))
+
     def load_input(self, context: dg.InputContext) -> object:
         backend = self.warehouse.backend
         upstream = context.upstream_output
