@@ -4,11 +4,15 @@ own would land and record it, and a month that fails leaves the months before it
 from __future__ import annotations
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
+from devtools.mirror import Body
+from taxi_assets.defs.assets.ingest import AUDIT_CHECK
 from taxi_assets.defs.jobs import service_job_name
 
 from taxi_assets_tests.conftest import Pipeline, make_pipeline
+from taxi_assets_tests.defs.test_write_audit_publish import parquet_bytes, snapshot
 from taxi_assets_tests.e2e.test_pipeline_e2e import table_checksum
 
 ASSETS = ("raw_file", "trips_cleaned", "trips_rejected", "trips_table", "rejects_summary", "daily_zone_mart")
@@ -139,3 +143,38 @@ def test_a_failed_blocking_check_stops_the_month_before_its_warehouse_tables(tmp
         assert table_checksum(pipeline, "yellow_trips", "2023-02")[0] == 0
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         assert "yellow 2023-02: blocking check keys_not_null failed" in failure.step_failure_data.error.message
+
+
+def test_a_month_its_audit_holds_back_keeps_its_stored_version_and_stops_the_run(tmp_path, mirror, mirror_root) -> None:
+    """A bad re-publication inside a run over several months: the month before it lands again, the
+    held-back month's stores stay exactly as they were, and the run stops there naming the cause."""
+    february = "yellow_tripdata_2023-02.parquet"
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        assert run_range(pipeline, "2023-01", "2023-02").success
+        before = snapshot(pipeline, month="2023-02")
+        empty = pq.read_table(mirror_root / "trip-data" / february).slice(0, 0)
+        mirror.inject(f"/trip-data/{february}", Body(parquet_bytes(empty)))
+        try:
+            result = run_range(pipeline, "2023-01", "2023-02")
+        finally:
+            mirror.clear_faults()
+        assert not result.success
+        after = snapshot(pipeline, month="2023-02")
+        assert after["tables"] == before["tables"] and all(n > 0 for n, _ in after["tables"].values())
+        stored = {path: sha for path, sha in before["files"].items() if "2023-02" in path}
+        assert stored and {path: sha for path, sha in after["files"].items() if "2023-02" in path} == stored
+        message = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
+        assert "yellow 2023-02" in message and february in message and "has_rows" in message and "held back" in message
+        audit = dg.AssetCheckKey(dg.AssetKey(["yellow", "trips_cleaned"]), AUDIT_CHECK)
+        assert pipeline.check_status(audit, "2023-02") == "FAILED"
+        # January went through again, whole: two materializations of each of its assets, its checks passed
+        again = recorded(pipeline, "2023-01")
+        assert {v[0] for k, v in again.items() if "." not in k} == {"MATERIALIZED"}
+        assert {v for k, v in again.items() if "." in k} == {"SUCCEEDED"}
+        for name in ASSETS:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(["yellow", name]), asset_partitions=["2023-01"]), limit=5
+            ).records
+            assert len(records) == 2, name
