@@ -1,10 +1,9 @@
 """Asset checks on what landed: the month reconciles, keys are present, pickups fall in the month,
 and the warehouse and the mart hold exactly the lake's rows."""
 
+import datetime as dt
 
 import dagster as dg
-
-import datetime as dt
 
 from taxi_assets.defs.partitions import asset_key, monthly_partitions
 from taxi_assets.defs.resources import WarehouseResource
