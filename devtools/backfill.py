@@ -3,9 +3,9 @@
 A backfill launched from the UI is an asset backfill: the backfill daemon turns it into runs on its
 next loop, which comes every 30 s (Dagster's fixed interval, not an instance setting), so the first
 month starts up to half a minute after the click, and each month is a run of its own. This queues
-the runs itself, through Dagster's own `dagster job launch`: the daemon's run queue starts the first
-within a second and keeps `MAX_RUNS` going. Each run carries up to `--months-per-run` consecutive
-months (6 by default): a run's start-up (a Python spawned, Dagster and the code location loaded,
+the runs itself, as Dagster's own `dagster job launch` does but all from one load of the code
+location: the daemon's run queue starts the first within a second and keeps `MAX_RUNS` going. Each
+run carries up to `--months-per-run` consecutive months (6 by default): a run's start-up (a Python spawned, Dagster and the code location loaded,
 ~2 core-seconds) is then paid once per range instead of once per month, which was most of a
 backfill's overhead (benchmarks/README.md). The run's ingest step carries each month through the
 whole chain and records every asset and check of the month as it lands
@@ -22,7 +22,7 @@ job is queued first and waited for, so the months do not all fail on it.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import re
 import subprocess
 import sys
@@ -31,6 +31,15 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
+# `dagster job launch`'s own pieces: the CLI takes one run per command, each loading the code location.
+from dagster._cli.job import _create_run
+from dagster._cli.workspace.cli_target import (
+    get_code_location_from_workspace,
+    get_remote_job_from_remote_repo,
+    get_remote_repository_from_code_location,
+    get_workspace_from_cli_opts,
+)
+from dagster_shared.cli import WorkspaceOpts
 
 from taxi_assets.defs.assets.zones import taxi_zone_lookup, taxi_zones
 from taxi_assets.defs.jobs import ZONES_JOB, service_job_name
@@ -83,21 +92,51 @@ def month_runs(service_name: str, months: list[str], per_run: int) -> list[list[
     return runs
 
 
-def queue_month_runs(job: str, runs: list[list[str]], workspace: list[str]) -> tuple[str, str | None]:
-    """Queue each run through `dagster job launch`; the backfill's id, and why not when one failed."""
+class JobLauncher:
+    """Runs queued from one load of the code location, as `dagster job launch` queues each.
+
+    The command's start-up (a Python, Dagster, a code server spawned and the code location loaded:
+    ~6 s here, most of `make backfill`'s own time) is paid once for every run it queues, instead of
+    once a run. The runs are made as the CLI makes them (`dagster._cli.job._create_run`): the same
+    job snapshot, execution plan and code location origin, so make dev's daemon launches them alike.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, workspace: Path | None):
+        self.instance = instance
+        self._opts = WorkspaceOpts(workspace=[str(workspace)]) if workspace else WorkspaceOpts()
+
+    def __enter__(self) -> JobLauncher:
+        with contextlib.ExitStack() as stack:
+            self.workspace = stack.enter_context(get_workspace_from_cli_opts(self.instance, dg.__version__, self._opts))
+            self.location = get_code_location_from_workspace(self.workspace, None)
+            self.repository = get_remote_repository_from_code_location(self.location, None)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def launch(self, job: str, tags: dict[str, str], run_id: str | None = None) -> str:
+        """Queue one run of `job`; its run id."""
+        remote_job = get_remote_job_from_remote_repo(self.repository, job)
+        run = _create_run(self.instance, self.location, self.repository, remote_job, {}, tags, None, run_id)
+        return self.instance.submit_run(run.run_id, self.workspace).run_id
+
+
+def queue_month_runs(launcher: JobLauncher, job: str, runs: list[list[str]]) -> tuple[str, str | None]:
+    """Queue each run; the backfill's id, and why not when one failed."""
     backfill_id = uuid.uuid4().hex[:8]
-    for months in runs:
+    for queued, months in enumerate(runs):
         tags = {BACKFILL_TAG: backfill_id}
         if len(months) == 1:
             tags["dagster/partition"] = months[0]
         else:
             tags.update({RANGE_START_TAG: months[0], RANGE_END_TAG: months[-1]})
-        done = subprocess.run([_dagster(), "job", "launch", *workspace, "-j", job, "--tags", json.dumps(tags)],
-                              capture_output=True, text=True)
-        if done.returncode:
-            queued = runs[: runs.index(months)]
-            return backfill_id, (f"{job} {months[0]}..{months[-1]} was not queued ({len(queued)} run(s) before it were, "
-                                 f"tag {BACKFILL_TAG}={backfill_id}):\n{done.stdout}{done.stderr}")
+        try:
+            launcher.launch(job, tags)
+        except Exception as exc:  # noqa: BLE001 - whatever Dagster raised, said with what was queued
+            return backfill_id, (f"{job} {months[0]}..{months[-1]} was not queued ({queued} run(s) before it were, "
+                                 f"tag {BACKFILL_TAG}={backfill_id}): {type(exc).__name__}: {exc}")
     return backfill_id, None
 
 
@@ -121,13 +160,13 @@ def zones_loaded(instance: dg.DagsterInstance) -> bool:
     return all(instance.get_latest_materialization_event(asset.key) for asset in (taxi_zone_lookup, taxi_zones))
 
 
-def load_zones(instance: dg.DagsterInstance, workspace: list[str], timeout: float = 600) -> str | None:
+def load_zones(launcher: JobLauncher, timeout: float = 600) -> str | None:
     """Queue the zones job and wait for it; None when it succeeded, else why not."""
-    run_id = str(uuid.uuid4())
-    done = subprocess.run([_dagster(), "job", "launch", *workspace, "-j", ZONES_JOB.name, "--run-id", run_id],
-                          capture_output=True, text=True)
-    if done.returncode:
-        return f"the zones job was not queued:\n{done.stdout}{done.stderr}"
+    instance = launcher.instance
+    try:
+        run_id = launcher.launch(ZONES_JOB.name, {})
+    except Exception as exc:  # noqa: BLE001 - whatever Dagster raised, said
+        return f"the zones job was not queued: {type(exc).__name__}: {exc}"
     deadline = time.monotonic() + timeout
     while (run := instance.get_run_by_id(run_id)) is None or not run.is_finished:
         if time.monotonic() > deadline:
@@ -164,26 +203,29 @@ def main(argv: list[str] | None = None) -> int:
             print("make backfill: this instance has no run queue (run_coordinator in $DAGSTER_HOME/dagster.yaml); "
                   "launch the backfill from the UI instead; nothing was queued", file=sys.stderr)
             return 2
-        workspace = ["-w", str(args.workspace)] if args.workspace else []
-        if not zones_loaded(instance):
-            if not daemon_running(instance, wait=DAEMON_WAIT_SECONDS):
-                print("make backfill: the zone lookup is not loaded on this instance yet, and no dagster-daemon is "
-                      "running to load it first: start `make dev` (or `make dev-offline`) and run this again; "
-                      "nothing was queued", file=sys.stderr)
-                return 2
-            print("the zone lookup is not loaded yet: running the zones job first")
-            if (failed := load_zones(instance, workspace)) is not None:
-                print(f"make backfill: {failed}; no month was queued", file=sys.stderr)
-                return 1
-        if args.months_per_run > 1:
-            runs = month_runs(args.service, months, args.months_per_run)
-            backfill_id, failed = queue_month_runs(job, runs, workspace)
-            if failed is not None:
-                print(f"make backfill: {failed}", file=sys.stderr)
-                return 1
-            print(f"queued {len(runs)} run(s) of {job}, {months[0]}..{months[-1]}, up to {args.months_per_run} months each: "
-                  f"backfill {backfill_id} (the UI: Runs, tag {BACKFILL_TAG}={backfill_id})")
-        else:
+        need_zones = not zones_loaded(instance)
+        if need_zones and not daemon_running(instance, wait=DAEMON_WAIT_SECONDS):
+            print("make backfill: the zone lookup is not loaded on this instance yet, and no dagster-daemon is "
+                  "running to load it first: start `make dev` (or `make dev-offline`) and run this again; "
+                  "nothing was queued", file=sys.stderr)
+            return 2
+        if need_zones or args.months_per_run > 1:
+            with JobLauncher(instance, args.workspace) as launcher:
+                if need_zones:
+                    print("the zone lookup is not loaded yet: running the zones job first")
+                    if (failed := load_zones(launcher)) is not None:
+                        print(f"make backfill: {failed}; no month was queued", file=sys.stderr)
+                        return 1
+                if args.months_per_run > 1:
+                    runs = month_runs(args.service, months, args.months_per_run)
+                    backfill_id, failed = queue_month_runs(launcher, job, runs)
+                    if failed is not None:
+                        print(f"make backfill: {failed}", file=sys.stderr)
+                        return 1
+                    print(f"queued {len(runs)} run(s) of {job}, {months[0]}..{months[-1]}, up to {args.months_per_run} "
+                          f"months each: backfill {backfill_id} (the UI: Runs, tag {BACKFILL_TAG}={backfill_id})")
+        if args.months_per_run == 1:
+            workspace = ["-w", str(args.workspace)] if args.workspace else []
             command = [_dagster(), "job", "backfill", *workspace, "-j", job, "--partitions", ",".join(months), "--noprompt"]
             done = subprocess.run(command, capture_output=True, text=True)
             launched = re.search(r"Launched backfill job `([^`]+)`", done.stdout)

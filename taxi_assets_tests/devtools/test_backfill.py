@@ -5,6 +5,9 @@ That the daemon then runs the queued months to the end is in e2e/test_daemon_bac
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -122,3 +125,40 @@ def test_an_instance_without_a_run_queue_is_refused(home, capsys):
     assert backfill.main(["--service", "yellow", "--months", "2023-01"]) == 2
     assert "no run queue" in capsys.readouterr().err
     assert runs(home) == []
+
+
+def test_a_queued_run_is_the_run_dagster_job_launch_queues(home):
+    """The runs are made in this process from one load of the code location; the daemon must get
+    what Dagster's own CLI would have queued: the same job and plan, origin and tags. (The snapshots'
+    ids themselves differ between any two code servers: an input's upstream outputs are listed in
+    set order, which the hash seed of the server's Python decides.)"""
+    zones_already_loaded(home)
+    tags = {backfill.BACKFILL_TAG: "same", backfill.RANGE_START_TAG: "2023-01", backfill.RANGE_END_TAG: "2023-02"}
+    with dg.DagsterInstance.get() as instance, backfill.JobLauncher(instance, None) as launcher:
+        ours = instance.get_run_by_id(launcher.launch("green_monthly", tags))
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "job", "launch", "-j", "green_monthly",
+                           "--tags", json.dumps(tags)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    [theirs] = [r for r in runs(home) if r.run_id != ours.run_id]
+    for field in ("job_name", "step_keys_to_execute", "run_config", "tags", "status", "asset_selection",
+                  "asset_check_selection", "remote_job_origin", "job_code_origin"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    with dg.DagsterInstance.get() as instance:
+        jobs = [instance.get_job_snapshot(r.job_snapshot_id) for r in (ours, theirs)]
+        plans = [instance.get_execution_plan_snapshot(r.execution_plan_snapshot_id) for r in (ours, theirs)]
+    assert len({frozenset(n.node_name for n in job.dep_structure_snapshot.node_invocation_snaps) for job in jobs}) == 1
+    steps = [{s.key: sorted(i.name for i in s.inputs) for s in plan.steps} for plan in plans]
+    assert steps[0] == steps[1] and len(steps[0]) > 5
+    assert ours.tags[backfill.RANGE_START_TAG] == "2023-01"
+
+
+def test_a_run_that_cannot_be_queued_is_named_with_the_runs_before_it(home):
+    zones_already_loaded(home)
+    with dg.DagsterInstance.get() as instance, backfill.JobLauncher(instance, None) as launcher:
+        backfill_id, failed = backfill.queue_month_runs(launcher, "green_monthly", [["2023-01", "2023-02"], ["2023-03"]])
+        assert failed is None
+        _, failed = backfill.queue_month_runs(launcher, "purple_monthly", [["2023-01", "2023-02"]])
+    assert failed.startswith("purple_monthly 2023-01..2023-02 was not queued (0 run(s) before it were")
+    assert "purple_monthly" in failed.split(": ", 1)[1]
+    assert sorted(r.tags.get("dagster/partition", "range") for r in runs(home)) == ["2023-03", "range"]
+    assert {r.tags[backfill.BACKFILL_TAG] for r in runs(home)} == {backfill_id}
