@@ -157,8 +157,8 @@ def backfill_in_process(bench, months: list[str], rows: int) -> Result:
 
 #: How a backfill is launched: as the UI does (an asset backfill, which the backfill daemon picks up on
 #: its next 30-second loop and turns into a run a month), as `make backfill` does (`devtools.backfill`:
-#: runs of up to 6 consecutive months queued through `dagster job launch`; the daemon's run queue
-#: starts them), and as `make backfill MONTHS_PER_RUN=1` does (Dagster's `dagster job backfill`, a run
+#: runs of up to 6 consecutive months queued from one load of the code location, as `dagster job
+#: launch` queues one; the daemon's run queue starts them), and as `make backfill MONTHS_PER_RUN=1` does (Dagster's `dagster job backfill`, a run
 #: a month queued at once).
 LAUNCHES = {"ui": "backfill-daemon", "cli": "backfill-daemon-cli", "cli-monthly": "backfill-daemon-cli-monthly"}
 
@@ -221,7 +221,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
     extra: dict[str, Any] = {
         "method": {
             "ui": f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL launchPartitionBackfill",
-            "cli": f"make backfill (devtools.backfill: runs of up to {MONTHS_PER_RUN} months, dagster job launch -j yellow_monthly), "
+            "cli": f"make backfill (devtools.backfill: runs of up to {MONTHS_PER_RUN} months of yellow_monthly queued from one code location load), "
                    f"{len(months)} partitions",
             "cli-monthly": f"make backfill MONTHS_PER_RUN=1 (devtools.backfill: dagster job backfill -j yellow_monthly), "
                            f"{len(months)} partitions",

@@ -30,6 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
+import click
 import dagster as dg
 # `dagster job launch`'s own pieces: the CLI takes one run per command, each loading the code location.
 from dagster._cli.job import _create_run
@@ -92,6 +93,10 @@ def month_runs(service_name: str, months: list[str], per_run: int) -> list[list[
     return runs
 
 
+class LaunchError(Exception):
+    """Why no run could be queued."""
+
+
 class JobLauncher:
     """Runs queued from one load of the code location, as `dagster job launch` queues each.
 
@@ -107,8 +112,11 @@ class JobLauncher:
 
     def __enter__(self) -> JobLauncher:
         with contextlib.ExitStack() as stack:
-            self.workspace = stack.enter_context(get_workspace_from_cli_opts(self.instance, dg.__version__, self._opts))
-            self.location = get_code_location_from_workspace(self.workspace, None)
+            try:  # (the CLI's helpers say what went wrong as a click.UsageError)
+                self.workspace = stack.enter_context(get_workspace_from_cli_opts(self.instance, dg.__version__, self._opts))
+                self.location = get_code_location_from_workspace(self.workspace, None)
+            except click.UsageError as exc:
+                raise LaunchError(f"the code location did not load: {exc.message.strip()}") from None
             self.repository = get_remote_repository_from_code_location(self.location, None)
             self._stack = stack.pop_all()
         return self
@@ -210,20 +218,24 @@ def main(argv: list[str] | None = None) -> int:
                   "nothing was queued", file=sys.stderr)
             return 2
         if need_zones or args.months_per_run > 1:
-            with JobLauncher(instance, args.workspace) as launcher:
-                if need_zones:
-                    print("the zone lookup is not loaded yet: running the zones job first")
-                    if (failed := load_zones(launcher)) is not None:
-                        print(f"make backfill: {failed}; no month was queued", file=sys.stderr)
-                        return 1
-                if args.months_per_run > 1:
-                    runs = month_runs(args.service, months, args.months_per_run)
-                    backfill_id, failed = queue_month_runs(launcher, job, runs)
-                    if failed is not None:
-                        print(f"make backfill: {failed}", file=sys.stderr)
-                        return 1
-                    print(f"queued {len(runs)} run(s) of {job}, {months[0]}..{months[-1]}, up to {args.months_per_run} "
-                          f"months each: backfill {backfill_id} (the UI: Runs, tag {BACKFILL_TAG}={backfill_id})")
+            try:
+                with JobLauncher(instance, args.workspace) as launcher:
+                    if need_zones:
+                        print("the zone lookup is not loaded yet: running the zones job first")
+                        if (failed := load_zones(launcher)) is not None:
+                            print(f"make backfill: {failed}; no month was queued", file=sys.stderr)
+                            return 1
+                    if args.months_per_run > 1:
+                        runs = month_runs(args.service, months, args.months_per_run)
+                        backfill_id, failed = queue_month_runs(launcher, job, runs)
+                        if failed is not None:
+                            print(f"make backfill: {failed}", file=sys.stderr)
+                            return 1
+                        print(f"queued {len(runs)} run(s) of {job}, {months[0]}..{months[-1]}, up to {args.months_per_run} "
+                              f"months each: backfill {backfill_id} (the UI: Runs, tag {BACKFILL_TAG}={backfill_id})")
+            except LaunchError as exc:
+                print(f"make backfill: {exc}; nothing was queued", file=sys.stderr)
+                return 1
         if args.months_per_run == 1:
             workspace = ["-w", str(args.workspace)] if args.workspace else []
             command = [_dagster(), "job", "backfill", *workspace, "-j", job, "--partitions", ",".join(months), "--noprompt"]

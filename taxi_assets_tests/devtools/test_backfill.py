@@ -162,3 +162,15 @@ def test_a_run_that_cannot_be_queued_is_named_with_the_runs_before_it(home):
     assert "purple_monthly" in failed.split(": ", 1)[1]
     assert sorted(r.tags.get("dagster/partition", "range") for r in runs(home)) == ["2023-03", "range"]
     assert {r.tags[backfill.BACKFILL_TAG] for r in runs(home)} == {backfill_id}
+
+
+def test_a_code_location_that_does_not_load_is_named_and_nothing_is_queued(home, tmp_path, capsys):
+    zones_already_loaded(home)
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text("load_from:\n  - python_module:\n      module_name: no_such_module_here\n"
+                         "      location_name: taxi_assets\n")
+    assert backfill.main(["--service", "green", "--months", "2023-01..2023-02", "--workspace", str(workspace)]) == 1
+    err = capsys.readouterr().err
+    assert "make backfill: the code location did not load: " in err and "no_such_module_here" in err
+    assert err.rstrip().endswith("nothing was queued")
+    assert runs(home) == []

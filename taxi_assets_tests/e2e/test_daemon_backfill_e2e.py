@@ -7,7 +7,7 @@ workspace.yaml shape), the code location pointed at a local TLC mirror, the Post
 2. Three more months, with the daemon SIGKILLed half-way and restarted: the backfill finishes, every
    month is materialized exactly once, and no row is duplicated.
 3. Two months queued by `make backfill`'s program (`devtools.backfill`: one run over both months,
-   through `dagster job launch`): the run exists as soon as it returns, and the daemon lands every
+   queued as `dagster job launch` queues it): the run exists as soon as it returns, and the daemon lands every
    month once, each month's assets and checks recorded for that month.
 
 The `stack` fixture is session-scoped and shared with test_ui_browser.py.
