@@ -5,11 +5,11 @@ next loop, which comes every 30 s (Dagster's fixed interval, not an instance set
 month starts up to half a minute after the click, and each month is a run of its own. This queues
 the runs itself, as Dagster's own `dagster job launch` does but all from one load of the code
 location: the daemon's run queue starts the first within a second and keeps `MAX_RUNS` going. Each
-run carries up to `--months-per-run` consecutive months (6 by default): a run's start-up (a Python spawned, Dagster and the code location loaded,
-~2 core-seconds) is then paid once per range instead of once per month, which was most of a
-backfill's overhead (benchmarks/README.md). The run's ingest step carries each month through the
-whole chain and records every asset and check of the month as it lands
-(taxi_assets/defs/assets/ranged.py), so each month keeps its own status in the UI; a month that
+run carries up to `--months-per-run` consecutive months (6 by default): a run's start-up (a Python
+spawned, Dagster and the code location loaded, ~2 core-seconds) is then paid once per range instead
+of once per month, which was most of a backfill's overhead (benchmarks/README.md). The run's ingest
+step carries each month through the whole chain and records every asset and check of the month as it
+lands (taxi_assets/defs/assets/ranged.py), so each month keeps its own status in the UI; a month that
 fails stops its run, the months before it stay landed. The runs carry the tag `taxi/backfill`
 (the UI's Runs page filters on it). `--months-per-run 1` queues one run a month instead, as a job
 backfill (`dagster job backfill`) listed under Backfills.
@@ -101,7 +101,7 @@ class JobLauncher:
     """Runs queued from one load of the code location, as `dagster job launch` queues each.
 
     The command's start-up (a Python, Dagster, a code server spawned and the code location loaded:
-    ~6 s here, most of `make backfill`'s own time) is paid once for every run it queues, instead of
+    ~5 s here, most of `make backfill`'s own time) is paid once for every run it queues, instead of
     once a run. The runs are made as the CLI makes them (`dagster._cli.job._create_run`): the same
     job snapshot, execution plan and code location origin, so make dev's daemon launches them alike.
     """
@@ -124,10 +124,10 @@ class JobLauncher:
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
-    def launch(self, job: str, tags: dict[str, str], run_id: str | None = None) -> str:
+    def launch(self, job: str, tags: dict[str, str]) -> str:
         """Queue one run of `job`; its run id."""
         remote_job = get_remote_job_from_remote_repo(self.repository, job)
-        run = _create_run(self.instance, self.location, self.repository, remote_job, {}, tags, None, run_id)
+        run = _create_run(self.instance, self.location, self.repository, remote_job, {}, tags, None, None)
         return self.instance.submit_run(run.run_id, self.workspace).run_id
 
 
