@@ -39,10 +39,14 @@ TABLES = ("trips", "rejects_summary", "daily_zone_mart")
 def snapshot(pipeline: Pipeline, service: str = "yellow", month: str = MONTH) -> dict[str, object]:
     """Every published lake file by checksum, and every warehouse table's month by rows and row hash."""
     root = pipeline.lake.local_path("")
+    # Never walked into: a step interrupted while its ingest generator was suspended inside a staging
+    # folder removes that folder when the generator is garbage-collected, which can be mid-walk.
+    published = [top for top in root.iterdir() if top.name not in ("_held", "_staging", "_locks")]
     files = {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] not in ("_held", "_staging", "_locks")
+        for top in published
+        for p in sorted([top, *top.rglob("*")] if top.is_dir() else [top])
+        if p.is_file()
     }
     tables = {t: table_checksum(pipeline, f"{service}_{t}", month) for t in TABLES}
     return {"files": files, "tables": tables}
