@@ -1,4 +1,5 @@
-"""The peers a user would pick instead of us, run in the bench's alternated headline: dlt."""
+"""The peers in the bench's alternated headline: dlt (what a user would pick instead of us), and
+our own Postgres table step alone (the floor under our Postgres chain)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,50 @@ def dlt_result(bench, filters: bool, rows: int, children: list) -> Result:
     ))
 
 
+TABLE_STEP = "postgres-table-step"
+#: Where the headline's Postgres chain leaves its lake (Bench.pipeline_child's name for it).
+_CHAIN = "dagster-in-process-yellow-parquet-ingest-postgres"
+
+
+def table_step_child(bench, k: int) -> tuple:
+    """The table step alone on the month the Postgres chain of this round just put in its lake."""
+    schema = "bench_" + TABLE_STEP.replace("-", "_")
+    drop_schema(bench.pg_url, schema)
+    result_path = bench.data / "logs" / f"{TABLE_STEP}-{k}.json"
+    result_path.unlink(missing_ok=True)
+    argv = [PY, "-m", "benchmarks.table_step", "--lake", str(bench.data / "lake" / _CHAIN), "--month", YELLOW_MONTH,
+            "--pg-url", bench.pg_url, "--schema", schema, "--result", str(result_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run, out, log_path = bench._child(f"{TABLE_STEP}-{k}", argv, env)
+    drop_schema(bench.pg_url, schema)
+    return run, out, log_path
+
+
+def table_step_result(bench, children: list) -> Result:
+    run, out, log_path = sorted(children, key=lambda c: c[1].get("work_seconds") or 0)[len(children) // 2]
+    rows = out.get("rows")
+    ok = all(c.returncode == 0 and o.get("rows") and o.get("rows") == o.get("rows_in_lake") for c, o, _ in children)
+    return bench.add(Result(
+        TABLE_STEP, "yellow", "parquet", rows or 0, out.get("work_seconds"),
+        max(c[0].peak_rss_mb or 0 for c in children) or None,
+        process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+        peak_processes=run.peak_processes, ok=ok, warehouse="postgres", scope="table",
+        extra={"method": "PostgresWarehouse.replace_month of the month's cleaned day files from the Postgres chain's "
+                         "lake (binary COPY, CHECK, time BRIN, zone-pair btree, ANALYZE, durable commit, swap); "
+                         "no download, cleaning, lake writes or Dagster",
+               "seconds_runs": [o.get("work_seconds") for _, o, _ in children], "log": str(log_path)},
+    ))
+
+
 def compare_with_dlt(rows: list[dict[str, Any]]) -> None:
-    """Our yellow parquet chain's speed-up over the faster dlt variant of the same run (`x_vs_dlt`)."""
+    """The faster dlt variant of the same run over our yellow parquet chain (`x_vs_dlt`), and over
+    the Postgres table step alone; the Postgres chain over that table step (`x_of_table_step`)."""
     peers = [r["seconds"] for r in rows if r["variant"].startswith("dlt") and r["ok"] and r["seconds"]]
+    floor = next((r["seconds"] for r in rows if r["variant"] == TABLE_STEP and r["ok"] and r["seconds"]), None)
     for row in rows:
         headline = (row["variant"], row["service"], row["format"], row.get("scope")) == (
             "dagster-in-process", "yellow", "parquet", "ingest")
-        row["x_vs_dlt"] = round(min(peers) / row["seconds"], 2) if headline and peers and row["seconds"] else None
+        compared = headline or row["variant"] == TABLE_STEP
+        row["x_vs_dlt"] = round(min(peers) / row["seconds"], 2) if compared and peers and row["seconds"] else None
+        if headline and row.get("warehouse") == "postgres" and floor and row["seconds"]:
+            row["x_of_table_step"] = round(row["seconds"] / floor, 2)

@@ -62,7 +62,7 @@ from benchmarks.common import (
 )
 from benchmarks.daemon import LAUNCHES, backfill_daemon, backfill_in_process
 from benchmarks.history import projections
-from benchmarks.peers import DLT_VERSION, compare_with_dlt, dlt_child, dlt_result
+from benchmarks.peers import DLT_VERSION, compare_with_dlt, dlt_child, dlt_result, table_step_child, table_step_result
 from benchmarks.report import print_projection, print_table
 from benchmarks.rss import run_sampled
 
@@ -349,18 +349,23 @@ def main(argv: list[str] | None = None) -> int:
         if "zoomcamp" not in args.skip:
             baseline = bench.zoomcamp(args.yellow_rows)
         ours = "dagster-in-process" not in args.skip
-        # The headline: our chain on each warehouse and dlt on the same month, alternated run by run
+        # The headline: our chain on each warehouse, the Postgres table step alone (on the month the
+        # chain just put in its lake) and dlt on the same month, alternated run by run
         # (A B C D A B C D ...), so a slow minute on the shared machine falls on every variant.
         head: dict[tuple, list] = {}
         for k in range(1, args.repeats + 1):
             for warehouse in args.warehouses if ours else ():
                 head.setdefault(("ours", warehouse), []).append(
                     bench.pipeline_child("yellow", "parquet", YELLOW_MONTH, "ingest", warehouse, k))
+                if warehouse == "postgres" and "dlt" not in args.skip:
+                    head.setdefault(("floor", None), []).append(table_step_child(bench, k))
             for filters in (False, True) if "dlt" not in args.skip else ():
                 head.setdefault(("dlt", filters), []).append(dlt_child(bench, filters, k))
         for (kind, which), children in head.items():
             if kind == "ours":
                 bench.pipeline_result("yellow", "parquet", args.yellow_rows, "ingest", which, children)
+            elif kind == "floor":
+                table_step_result(bench, children)
             else:
                 dlt_result(bench, which, args.yellow_rows, children)
         if ours:

@@ -61,6 +61,8 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
         # the peer: dlt on the same parquet month into the same server, plain and with the zoomcamp's filters
         ("dlt-parquet-adbc", "yellow", "parquet", None, "postgres"),
         ("dlt-zoomcamp-filters", "yellow", "parquet", None, "postgres"),
+        # the floor under our Postgres chain: its table step alone, on the month the chain put in its lake
+        ("postgres-table-step", "yellow", "parquet", "table", "postgres"),
         # ours on the embedded default and on Postgres, in the same run
         *((*key, warehouse) for key in ours for warehouse in ("duckdb", "postgres")),
         ("backfill-in-process", "yellow", "parquet", "job", "duckdb"),
@@ -79,6 +81,14 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
         faster_dlt = min(r["seconds"] for r in rows if r["variant"].startswith("dlt"))
         assert ingest["x_vs_dlt"] == round(faster_dlt / ingest["seconds"], 2)
     assert all(len(r["seconds_runs"]) == 1 for r in rows if r["variant"] == "dagster-in-process")  # --quick: one run each
+    # the table step alone loaded the rows the chain kept, and says how far dlt is from it
+    floor = by_variant[("postgres-table-step", "yellow", "parquet", "table", "postgres")]
+    chain = by_variant[("dagster-in-process", "yellow", "parquet", "ingest", "postgres")]
+    assert floor["rows"] == chain["rows_kept"] == chain["rows_in_warehouse"]
+    assert floor["x_vs_dlt"] == round(faster_dlt / floor["seconds"], 2)
+    assert chain["x_of_table_step"] == round(chain["seconds"] / floor["seconds"], 2)
+    assert by_variant[("dagster-in-process", "yellow", "parquet", "ingest", "duckdb")].get("x_of_table_step") is None
+    assert f"the table step alone ({floor['seconds']:.2f} s)" in done.stdout
 
     # the baseline has no ratio to itself; everything else is compared with it
     assert by_variant[("zoomcamp", "yellow", "csv.gz", None, "postgres")]["ratio_vs_zoomcamp"] is None
