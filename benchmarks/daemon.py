@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import subprocess
 import time
 import urllib.error
@@ -163,6 +164,12 @@ def backfill_in_process(bench, months: list[str], rows: int) -> Result:
 LAUNCHES = {"ui": "backfill-daemon", "cli": "backfill-daemon-cli", "cli-monthly": "backfill-daemon-cli-monthly"}
 
 
+def _children_cpu() -> float:
+    """User + system CPU of this process's children that have ended (a launcher and what it ran)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _launch_make_backfill(env: dict[str, str], workspace: Path, service: str, months: list[str], per_run: int) -> tuple[str, int]:
     """What `make backfill` runs (`devtools.backfill`), on the bench's workspace; the backfill's id and
     the runs it queued, from what it prints."""
@@ -218,6 +225,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
                               cwd=ROOT, stdout=daemon_log, stderr=subprocess.STDOUT)
     graphql = f"http://127.0.0.1:{port}/graphql"
     sampler = TreeSampler(daemon.pid).start()
+    web_sampler = TreeSampler(web.pid).start()
     extra: dict[str, Any] = {
         "method": {
             "ui": f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL launchPartitionBackfill",
@@ -239,6 +247,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
             launched = time.time()
+            cpu_at_launch = (sampler.cpu_seconds, web_sampler.cpu_seconds, _children_cpu())
             tag, expected = "dagster/backfill", len(months)
             if launch == "ui":
                 keys = [{"path": ["yellow", a]} for a in SERVICE_ASSETS]
@@ -255,6 +264,12 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
                 status = "COMPLETED"
             extra.update({"backfill_id": backfill_id, "backfill_status": status,
                           "backfill_status_seconds": round(time.time() - launched, 3)})
+            # CPU from the launch to the last run's end, process by process: less moved by the
+            # machine's other load than wall time, and it shows what each way of launching costs.
+            cpu = {"daemon_tree": sampler.cpu_seconds - cpu_at_launch[0],
+                   "webserver_tree": web_sampler.cpu_seconds - cpu_at_launch[1],
+                   "launcher": _children_cpu() - cpu_at_launch[2]}
+            extra["cpu_seconds_by_process"] = {k: _r(v, 1) for k, v in cpu.items()}
             records = instance.get_run_records(RunsFilter(tags={tag: backfill_id}))
             runs = []
             for r in records:
@@ -292,6 +307,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
         extra["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         sampler.stop()
+        web_sampler.stop()
         for proc in (daemon, web):
             proc.terminate()
         for proc in (daemon, web):
@@ -303,6 +319,10 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
         web_log.close()
         daemon_log.close()
     extra["log"] = str(logs / f"{name}-daemon.log")
+    cpu = extra.get("cpu_seconds_by_process") or {}
+    cpu_seconds = cpu["daemon_tree"] + cpu["launcher"] if cpu else None
+    if cpu_seconds:
+        extra["cpu_seconds_per_month"] = _r(cpu_seconds / len(months), 2)
     return bench.add(Result(
-        variant, "yellow", "parquet", rows * len(months), seconds, sampler.peak_bytes / MiB,
+        variant, "yellow", "parquet", rows * len(months), seconds, sampler.peak_bytes / MiB, cpu_seconds=_r(cpu_seconds, 1),
         peak_processes=sampler.peak_processes, ok=ok, warehouse=bench.args.backfill_warehouse, scope="job", extra=extra))

@@ -34,7 +34,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"steps {r['step_seconds_total']} s of {r['run_seconds_total']} run-s; data work "
                 f"{r.get('data_work_seconds') if r.get('data_work_seconds') is not None else '-'} s "
                 f"({r.get('data_work_from')}); Dagster overhead {_pct(r.get('dagster_overhead_share'))} of wall "
-                f"({_pct(r.get('overhead_share_of_run_time'))} inside runs)")
+                f"({_pct(r.get('overhead_share_of_run_time'))} inside runs)"
+                + (f"; CPU {r['cpu_seconds_per_month']} s a month (daemon, code servers, run workers, launcher; "
+                   f"the webserver {r['cpu_seconds_by_process']['webserver_tree']} s in all)"
+                   if r.get("cpu_seconds_per_month") else ""))
 
 
 def print_projection(rows: list[dict[str, Any]]) -> None:

@@ -29,9 +29,14 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 MiB = 1024 * 1024
 
 
-def _children_map() -> dict[int, list[int]]:
-    """ppid -> [pid] for every process visible in /proc right now."""
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _process_table() -> tuple[dict[int, list[int]], dict[int, tuple[int, float]]]:
+    """ppid -> [pid] for every process visible in /proc right now, and pid -> (start time, its own
+    user + system CPU seconds so far)."""
     children: dict[int, list[int]] = {}
+    cpu: dict[int, tuple[int, float]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -42,19 +47,24 @@ def _children_map() -> dict[int, list[int]]:
             continue
         # the command name (field 2) may contain spaces and parentheses: split after the last ')'
         fields = stat[stat.rfind(b")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        cpu[pid] = (int(fields[19]), (int(fields[11]) + int(fields[12])) / _TICK)
+    return children, cpu
 
 
-def tree_pids(root: int) -> list[int]:
-    """`root` and all its live descendants."""
-    children = _children_map()
+def _tree(root: int, children: dict[int, list[int]]) -> list[int]:
     out, stack = [], [root]
     while stack:
         pid = stack.pop()
         out.append(pid)
         stack.extend(children.get(pid, ()))
     return out
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and all its live descendants."""
+    return _tree(root, _process_table()[0])
 
 
 def rss_bytes(pid: int) -> int:
@@ -66,14 +76,10 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
-def tree_rss_bytes(root: int) -> tuple[int, int]:
-    """(summed RSS of the tree, number of processes in it)."""
-    pids = tree_pids(root)
-    return sum(rss_bytes(p) for p in pids), len(pids)
-
-
 class TreeSampler:
-    """Samples the summed RSS of `root`'s process tree on a daemon thread until stopped."""
+    """Samples the summed RSS of `root`'s process tree on a daemon thread until stopped, and keeps
+    the CPU time each process of the tree was last seen to have used (`cpu_seconds`: their sum; a
+    process's last interval before it exits is missed, a process shorter than one interval too)."""
 
     def __init__(self, root: int, interval: float = 0.05):
         self.root = root
@@ -81,8 +87,13 @@ class TreeSampler:
         self.peak_bytes = 0
         self.peak_processes = 0
         self.samples = 0
+        self._cpu: dict[tuple[int, int], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rss:{root}", daemon=True)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
 
     def start(self) -> TreeSampler:
         self._thread.start()
@@ -94,7 +105,13 @@ class TreeSampler:
 
     def _run(self) -> None:
         while True:
-            total, count = tree_rss_bytes(self.root)
+            children, cpu = _process_table()
+            pids = _tree(self.root, children)
+            total, count = sum(rss_bytes(p) for p in pids), len(pids)
+            for pid in pids:
+                if pid in cpu:
+                    started, used = cpu[pid]
+                    self._cpu[(pid, started)] = used
             self.samples += 1
             self.peak_bytes = max(self.peak_bytes, total)
             self.peak_processes = max(self.peak_processes, count)

@@ -170,6 +170,13 @@ def test_the_daemon_backfill_runs_every_launch_on_its_own_when_everything_else_i
         assert [f"{m:%Y-%m}" for m, _ in per_month] == _month_list(BACKFILL_START, QUICK["months"]), per_month
         assert all(0 < n <= QUICK["backfill_rows"] for _, n in per_month), per_month
         assert (data / "logs" / f"{variant}-yellow-daemon.log").stat().st_size > 0
+        # the CPU the months cost, process by process, from the launch on: the run workers did the
+        # months' work in the daemon's tree; make backfill's launcher is a process of its own
+        cpu = row["cpu_seconds_by_process"]
+        assert cpu["daemon_tree"] > 0 and cpu["webserver_tree"] >= 0
+        assert (cpu["launcher"] > 0) == (variant != "backfill-daemon"), cpu
+        assert row["cpu_seconds"] == pytest.approx(cpu["daemon_tree"] + cpu["launcher"], abs=0.11)
+        assert row["cpu_seconds_per_month"] == pytest.approx(row["cpu_seconds"] / QUICK["months"], abs=0.01)
     assert "make backfill" in rows["backfill-daemon-cli"]["method"] and "MONTHS_PER_RUN=1" in rows["backfill-daemon-cli-monthly"]["method"]
     assert "launchPartitionBackfill" in rows["backfill-daemon"]["method"]
 
@@ -290,3 +297,18 @@ def test_a_ranged_runs_first_step_can_record_the_downstream_months_it_did() -> N
         "2024-03-01": ("FAILED", "FAILED", [], "PLANNED"),
         "2024-04-01": ("FAILED", "FAILED", [], "PLANNED"),
     }
+
+
+def test_the_tree_sampler_adds_up_the_cpu_of_every_process_in_the_tree() -> None:
+    """`TreeSampler.cpu_seconds`: a child and its own child each use 0.6 s of CPU (by their own
+    clocks) and stay a moment, so the sampler sees both; nothing outside the tree is counted."""
+    from benchmarks.rss import TreeSampler
+
+    burn = ("import time\nwhile time.process_time() < 0.6: pass\ntime.sleep(0.4)\n")
+    script = (f"import subprocess, sys\nkid = subprocess.Popen([sys.executable, '-c', {burn!r}])\n{burn}kid.wait()\n")
+    outside = subprocess.Popen([sys.executable, "-c", burn])  # the same work, not in the sampled tree
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    with TreeSampler(proc.pid) as sampler:
+        proc.wait()
+    outside.wait()
+    assert 1.1 <= sampler.cpu_seconds < 1.7, sampler.cpu_seconds  # (/proc counts whole clock ticks)
