@@ -37,20 +37,21 @@ def cleaned(pipeline: Pipeline, month: str) -> LakeMonthDataset:
 def test_checks_pass_on_a_clean_month_and_fail_on_tampered_files(pipeline: Pipeline):
     assert pipeline.run("zones").success
     assert pipeline.run("yellow", "2023-01").success
-    raw = stored(pipeline, "raw/yellow/2023-01/yellow_tripdata_2023-01.parquet")
     kept = cleaned(pipeline, "2023-01")
     rejected = stored(pipeline, "rejects/yellow/yellow_2023-01.parquet")
-    reconciles = check(pipeline, CLEANED, "reconciles_with_raw")
-    keys_not_null = check(pipeline, CLEANED, "keys_not_null")
-    assert reconciles(trips_cleaned=kept, raw=raw, rejected=rejected).passed
-    assert keys_not_null(trips_cleaned=kept).passed
+    reconciles, keys_not_null = (dg.AssetCheckKey(CLEANED, name) for name in ("reconciles_with_raw", "keys_not_null"))
+    found = evaluations(pipeline.run_checks("yellow", "2023-01", reconciles, keys_not_null))
+    assert found.keys() == {"reconciles_with_raw", "keys_not_null"}  # only the checks asked for ran
+    assert found["reconciles_with_raw"].passed and found["keys_not_null"].passed
 
     # lose some rejected rows: the month no longer reconciles with the raw file
     table = pq.read_table(rejected.lake.local_path(rejected.key))
     pq.write_table(table.slice(0, table.num_rows - 3), rejected.lake.local_path(rejected.key))
-    result = reconciles(trips_cleaned=kept, raw=raw, rejected=rejected)
-    assert not result.passed
+    run = pipeline.run_checks("yellow", "2023-01", reconciles)
+    result = evaluations(run)["reconciles_with_raw"]
+    assert not result.passed and not run.success  # blocking: its failure fails the run
     assert result.metadata["difference"].value == 3
+    assert pipeline.check_status(reconciles, "2023-01") == "FAILED"
 
     # a null pickup in the kept rows (in one day's file)
     path = kept.lake.local_path(kept.files()[0])
@@ -59,7 +60,7 @@ def test_checks_pass_on_a_clean_month_and_fail_on_tampered_files(pipeline: Pipel
     pickups[5] = None
     index = table.schema.get_field_index("pickup_datetime")
     pq.write_table(table.set_column(index, "pickup_datetime", pa.array(pickups, pa.timestamp("us"))), path)
-    result = keys_not_null(trips_cleaned=kept)
+    result = evaluations(pipeline.run_checks("yellow", "2023-01", keys_not_null))["keys_not_null"]
     assert not result.passed
     assert result.metadata["nulls/pickup_datetime"].value == 1
 
