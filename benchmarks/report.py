@@ -8,6 +8,13 @@ from benchmarks.common import log
 from benchmarks.history import HISTORY
 
 
+def print_report(rows: list[dict[str, Any]]) -> None:
+    """The run's table, the history projected from it, and where it stands against the issue's bar."""
+    print_table(rows)
+    print_projection(rows)
+    print_bar(rows)
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (f"{'variant':29} {'warehouse':9} {'service':7} {'format':7} {'rows':>11} {'seconds':>8} {'rows/s':>11} "
               f"{'peak RSS MB':>11} {'x zoomcamp':>10} {'x dlt':>6} {'process s':>9} {'cpu s':>7}")
@@ -60,6 +67,64 @@ def print_projection(rows: list[dict[str, Any]]) -> None:
     elsewhere = projections[0].get("elsewhere")
     if elsewhere:
         log(_elsewhere_line(elsewhere))
+
+
+#: Issue 13's bar, as `make bench` from a fresh clone is to show it: each figure on the sizes it names.
+BAR_ROWS_PER_S, BAR_JOB_OVER_CHAIN, BAR_X_DLT, BAR_PEAK_MB, BAR_OVERHEAD, BAR_HISTORY_HOURS = 1_000_000, 1.5, 1.5, 1000, 0.10, 1.0
+BAR_YELLOW_ROWS, BAR_FHVHV_ROWS, BAR_BACKFILL_MONTHS = 3_000_000, 20_000_000, 24
+#: The backfill launch the bar is read on: `make backfill`'s (the others are printed above it).
+BAR_BACKFILL = "backfill-daemon-cli"
+
+
+def bar_verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """(goal, what this run measured, met?) for each figure of issue 13's bar; met is None when the
+    run did not measure it at the bar's size (a variant skipped, failed or run on fewer rows)."""
+    def find(**want: Any) -> dict[str, Any] | None:
+        return next((r for r in rows if r.get("ok") and all(r.get(k) == v for k, v in want.items())), None)
+
+    def verdict(goal: str, row: object, measured, met, full_size: bool) -> tuple[str, str, bool | None]:
+        if not row:
+            return goal, "not measured", None
+        return goal, measured() + ("" if full_size else " (below the bar's size)"), met() if full_size else None
+
+    ours = {"variant": "dagster-in-process", "service": "yellow", "format": "parquet"}
+    chain, job = (find(**ours, scope=scope, warehouse="duckdb") for scope in ("ingest", "job"))
+    postgres = find(**ours, scope="ingest", warehouse="postgres")
+    if postgres and postgres.get("x_vs_dlt") is None:
+        postgres = None  # no dlt in this run
+    fhvhv = [r for r in rows if r.get("ok") and r["variant"] == "dagster-in-process" and r["service"] == "fhvhv"]
+    backfills = [r for r in rows if r.get("ok") and r.get("dagster_overhead_share") is not None]
+    backfill = next((r for r in backfills if r["variant"] == BAR_BACKFILL), backfills[0] if backfills else None)
+    history = find(variant="projection", warehouse="duckdb")
+    yellow_full = chain is not None and chain["rows"] >= BAR_YELLOW_ROWS
+    return [
+        verdict("embedded ingest chain >= 1M rows/s", chain,
+                lambda: f"{chain['rows_per_s']:,.0f} rows/s ({chain['seconds']:.2f} s)",
+                lambda: chain["rows_per_s"] >= BAR_ROWS_PER_S, yellow_full),
+        verdict("embedded whole job within 1.5x the chain", chain and job,
+                lambda: f"{job['seconds'] / chain['seconds']:.2f}x ({job['seconds']:.2f} s)",
+                lambda: job["seconds"] / chain["seconds"] <= BAR_JOB_OVER_CHAIN, yellow_full),
+        verdict("Postgres chain >= 1.5x the faster dlt", postgres,
+                lambda: f"{postgres['x_vs_dlt']:.2f}x ({postgres['seconds']:.2f} s)",
+                lambda: postgres["x_vs_dlt"] >= BAR_X_DLT, postgres is not None and postgres["rows"] >= BAR_YELLOW_ROWS),
+        verdict("fhvhv month < 1 GB peak on both warehouses", fhvhv,
+                lambda: ", ".join(f"{r['warehouse']} {r['peak_rss_mb']:.0f} MB" for r in fhvhv),
+                lambda: all(r["peak_rss_mb"] < BAR_PEAK_MB for r in fhvhv),
+                {r["warehouse"] for r in fhvhv} == {"duckdb", "postgres"} and all(r["rows"] >= BAR_FHVHV_ROWS for r in fhvhv)),
+        verdict("daemon backfill, Dagster overhead < 10 % of wall", backfill,
+                lambda: f"{backfill['dagster_overhead_share'] * 100:.0f} % ({backfill['variant']})",
+                lambda: backfill["dagster_overhead_share"] < BAR_OVERHEAD,
+                backfill is not None and backfill["variant"].startswith("backfill-daemon") and backfill["months"] >= BAR_BACKFILL_MONTHS),
+        verdict("whole history <= 1 h of data work, embedded", history,
+                lambda: f"{history['hours_data_work']:.1f} h projected",
+                lambda: history["hours_data_work"] <= BAR_HISTORY_HOURS, yellow_full),
+    ]
+
+
+def print_bar(rows: list[dict[str, Any]]) -> None:
+    log("\nAgainst issue 13's bar (met / NOT met; '-' where this run did not measure it at the bar's size):")
+    for goal, measured, met in bar_verdicts(rows):
+        log(f"   {goal:49} {'met' if met else 'NOT met' if met is not None else '-':8} {measured}")
 
 
 def _elsewhere_line(e: dict[str, Any]) -> str:

@@ -63,7 +63,7 @@ from benchmarks.common import (
 from benchmarks.daemon import LAUNCHES, backfill_daemon, backfill_in_process
 from benchmarks.history import projections
 from benchmarks.peers import DLT_VERSION, compare_with_dlt, dlt_child, dlt_result, table_step_child, table_step_result
-from benchmarks.report import print_projection, print_table
+from benchmarks.report import print_report
 from benchmarks.rss import run_sampled
 
 FHVHV_MONTH = "2021-01"
@@ -409,8 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.results_dir / f"bench-{started_at:%Y%m%dT%H%M%SZ}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")
     log("")
-    print_table(rows)
-    print_projection(rows)
+    print_report(rows)
     log(f"\n{len(rows)} variants in {time.perf_counter() - variants_started:.0f} s; load average "
         f"{load_start} -> {common['loadavg_end']}; results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0 if all(r["ok"] for r in rows) else 1

@@ -141,6 +141,9 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert backfill["months"] == QUICK["months"] and backfill["months_per_minute"] > 0
     assert 0 <= backfill["overhead_share_of_run_time"] <= 1
     assert "x zoomcamp" in done.stdout  # the table was printed
+    # the bar is read only on its own sizes: a --quick run measures every figure and judges none
+    bar = done.stdout[done.stdout.index("Against issue 13's bar"):].splitlines()[1:7]
+    assert len(bar) == 6 and all(" - " in line and "not measured" not in line for line in bar), bar
     assert backfill["data_work_seconds"] == pytest.approx(backfill["step_seconds_total"], abs=0.01)
 
 
@@ -312,3 +315,34 @@ def test_the_tree_sampler_adds_up_the_cpu_of_every_process_in_the_tree() -> None
         proc.wait()
     outside.wait()
     assert 1.1 <= sampler.cpu_seconds < 1.7, sampler.cpu_seconds  # (/proc counts whole clock ticks)
+
+
+def test_the_bar_is_judged_on_the_issues_sizes_and_says_what_was_not_measured() -> None:
+    from benchmarks.report import bar_verdicts
+
+    ours = {"variant": "dagster-in-process", "format": "parquet", "ok": True}
+    rows = [
+        {**ours, "service": "yellow", "scope": "ingest", "warehouse": "duckdb", "rows": 3_000_000, "seconds": 2.9, "rows_per_s": 1_034_483},
+        {**ours, "service": "yellow", "scope": "job", "warehouse": "duckdb", "rows": 3_000_000, "seconds": 4.5, "rows_per_s": 666_667},
+        {**ours, "service": "yellow", "scope": "ingest", "warehouse": "postgres", "rows": 3_000_000, "seconds": 7.0, "x_vs_dlt": 1.3},
+        {**ours, "service": "fhvhv", "scope": "job", "warehouse": "duckdb", "rows": 20_000_000, "peak_rss_mb": 690.0},
+        {**ours, "service": "fhvhv", "scope": "job", "warehouse": "postgres", "rows": 20_000_000, "peak_rss_mb": 1100.0},
+        {"variant": "backfill-daemon", "ok": True, "months": 24, "dagster_overhead_share": 0.4},
+        {"variant": "backfill-daemon-cli", "ok": True, "months": 24, "dagster_overhead_share": 0.08},
+        {"variant": "projection", "warehouse": "duckdb", "ok": True, "hours_data_work": 1.2},
+    ]
+    verdicts = {goal.split()[0] + " " + goal.split()[1]: (measured, met) for goal, measured, met in bar_verdicts(rows)}
+    assert verdicts["embedded ingest"] == ("1,034,483 rows/s (2.90 s)", True)
+    assert verdicts["embedded whole"] == ("1.55x (4.50 s)", False)
+    assert verdicts["Postgres chain"] == ("1.30x (7.00 s)", False)
+    assert verdicts["fhvhv month"] == ("duckdb 690 MB, postgres 1100 MB", False)  # one warehouse over 1 GB fails it
+    assert verdicts["daemon backfill,"] == ("8 % (backfill-daemon-cli)", True)  # make backfill's launch is the one read
+    assert verdicts["whole history"] == ("1.2 h projected", False)
+
+    # one warehouse's fhvhv, a smaller month, no dlt, no backfill: shown, not judged
+    small = [{**rows[0], "rows": 20_000, "rows_per_s": 5_000_000}, {**rows[2], "x_vs_dlt": None}, rows[3]]
+    verdicts = {goal.split()[0] + " " + goal.split()[1]: (measured, met) for goal, measured, met in bar_verdicts(small)}
+    assert verdicts["embedded ingest"] == ("5,000,000 rows/s (2.90 s) (below the bar's size)", None)
+    assert verdicts["Postgres chain"] == ("not measured", None)
+    assert verdicts["fhvhv month"] == ("duckdb 690 MB (below the bar's size)", None)
+    assert verdicts["daemon backfill,"] == ("not measured", None) == verdicts["embedded whole"]
