@@ -129,9 +129,11 @@ def test_an_instance_without_a_run_queue_is_refused(home, capsys):
 
 def test_a_queued_run_is_the_run_dagster_job_launch_queues(home):
     """The runs are made in this process from one load of the code location; the daemon must get
-    what Dagster's own CLI would have queued: the same job and plan, origin and tags. (The snapshots'
-    ids themselves differ between any two code servers: an input's upstream outputs are listed in
-    set order, which the hash seed of the server's Python decides.)"""
+    what Dagster's own CLI would have queued: the same job and plan, origin and tags. The CLI's code
+    location is a code server it starts, ours is loaded in this process: the origins name the same
+    location, repository and job (what the daemon's run launcher looks up in its own workspace) and
+    the same module to load. (The snapshots' ids themselves differ between any two loads: an input's
+    upstream outputs are listed in set order, which the hash seed of the Python decides.)"""
     zones_already_loaded(home)
     tags = {backfill.BACKFILL_TAG: "same", backfill.RANGE_START_TAG: "2023-01", backfill.RANGE_END_TAG: "2023-02"}
     with dg.DagsterInstance.get() as instance, backfill.JobLauncher(instance, None) as launcher:
@@ -141,8 +143,17 @@ def test_a_queued_run_is_the_run_dagster_job_launch_queues(home):
     assert done.returncode == 0, done.stderr
     [theirs] = [r for r in runs(home) if r.run_id != ours.run_id]
     for field in ("job_name", "step_keys_to_execute", "run_config", "tags", "status", "asset_selection",
-                  "asset_check_selection", "remote_job_origin", "job_code_origin"):
+                  "asset_check_selection"):
         assert getattr(ours, field) == getattr(theirs, field), field
+    # (what a run worker would load: the same Python and module; no container either way, None or {})
+    code = [r.job_code_origin for r in (ours, theirs)]
+    assert code[0].job_name == code[1].job_name
+    assert len({(c.repository_origin.executable_path, c.repository_origin.code_pointer) for c in code}) == 1
+    assert not any(c.repository_origin.container_context or c.repository_origin.container_image for c in code)
+    origins = [r.remote_job_origin for r in (ours, theirs)]
+    assert len({(o.location_name, o.repository_origin.repository_name, o.job_name) for o in origins}) == 1
+    assert len({o.repository_origin.code_location_origin.loadable_target_origin.module_name for o in origins}) == 1
+    assert type(origins[0].repository_origin.code_location_origin).__name__ == "InProcessCodeLocationOrigin"
     with dg.DagsterInstance.get() as instance:
         jobs = [instance.get_job_snapshot(r.job_snapshot_id) for r in (ours, theirs)]
         plans = [instance.get_execution_plan_snapshot(r.execution_plan_snapshot_id) for r in (ours, theirs)]
