@@ -34,7 +34,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     if chain and floor:
         log(f"Postgres: our chain {chain['seconds']:.2f} s = {chain['x_of_table_step']:.2f}x the table step alone "
             f"({floor['seconds']:.2f} s); the faster dlt over our chain {chain['x_vs_dlt']:.2f}x, over the table "
-            f"step alone {floor['x_vs_dlt']:.2f}x (the issue's bar: 1.5x)")
+            f"step alone {floor['x_vs_dlt']:.2f}x (the issue's bar: {BAR_X_DLT}x)")
     for r in rows:
         if r.get("months_per_minute") is not None:
             log(f"{r['variant']} ({r.get('warehouse')}): {r['months']} months, {r['months_per_minute']} months/min; "
