@@ -235,6 +235,9 @@ LAUNCH_BACKFILL = """
 mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack }
   ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }"""
+REEXECUTE = """
+mutation($p: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message stack } } }"""
 BACKFILL_STATUS = "query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename ... on PartitionBackfill { status } } }"
 WORKSPACE = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name
   locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
@@ -527,3 +530,13 @@ def test_make_backfill_queues_its_months_in_one_run_for_the_daemon(stack: Stack)
         )
     assert_months_landed_once(stack, CLI_MONTHS)
     assert_checks_recorded_per_month(stack, CLI_MONTHS)
+    # The run was made from a code location loaded in the command's own process, not the UI's code
+    # server: the UI's "Re-execute" still finds its job, and the months are replaced, not added to.
+    [first] = stack.backfill_runs(backfills[0], BACKFILL_TAG)
+    again = stack.gql(REEXECUTE, {"p": {"parentRunId": first.run_id, "strategy": "ALL_STEPS"}})["launchRunReexecution"]
+    assert again["__typename"] == "LaunchRunSuccess", again
+    stack.run_succeeds(again["run"]["runId"])
+    for month in CLI_MONTHS:
+        expected = lake_rows(stack, SERVICES[0], month)
+        assert warehouse_count(stack, f"{SERVICES[0]}_trips", month) == expected, month
+        assert mart_trips(stack, SERVICES[0], month) == expected, month
