@@ -537,6 +537,11 @@ def test_make_backfill_queues_its_months_in_one_run_for_the_daemon(stack: Stack)
     assert again["__typename"] == "LaunchRunSuccess", again
     stack.run_succeeds(again["run"]["runId"])
     for month in CLI_MONTHS:
+        for name in TRIP_ASSETS:  # published again by the re-execution, each month on its own
+            records = stack.instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey([SERVICES[0], name]), asset_partitions=[month]), limit=10
+            ).records
+            assert sorted(r.run_id for r in records) == sorted([first.run_id, again["run"]["runId"]]), (name, month)
         expected = lake_rows(stack, SERVICES[0], month)
         assert warehouse_count(stack, f"{SERVICES[0]}_trips", month) == expected, month
         assert mart_trips(stack, SERVICES[0], month) == expected, month
