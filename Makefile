@@ -28,8 +28,8 @@ install: $(VENV)/.installed
 # started within a second of a free slot (Dagster looks every 5 s: ~2.5 s lost per run of a
 # backfill), and at most MAX_RUNS runs at once: a month's run keeps about two cores busy and holds
 # ~0.8 GB, and the DuckDB file takes one writer at a time, so Dagster's default of 10 made a
-# backfill slower and 2.2x larger on 2 cores (benchmarks/README.md). Written once; without it every
-# command warns that there is no instance config.
+# backfill slower and 2.2x larger on 2 cores (benchmarks/JOURNAL.md, fourth pass). Written once;
+# without it every command warns that there is no instance config.
 MAX_RUNS ?= $(shell $(PYTHON) -c 'import os; print(max(2, (os.cpu_count() or 2) // 2))')
 $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)

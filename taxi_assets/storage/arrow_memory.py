@@ -5,7 +5,7 @@ pyarrow's default pool on Linux is mimalloc. A month's step reads, cleans and wr
 passes of a new process over such batches ran 3-4x slower than the later ones (the cleaning rules
 of a 3M-row yellow month: 1.25 s the first time, 0.26 s after), and every run is a new process.
 From jemalloc the same first pass took 0.39 s. The yellow ingest chain at 3M rows on DuckDB,
-alternated in fresh processes (benchmarks/README.md, eighth pass):
+alternated in fresh processes (benchmarks/JOURNAL.md, eighth pass):
 
 | pool | chain s | peak RSS | fhvhv 20M job s | peak RSS |
 |---|---:|---:|---:|---:|
