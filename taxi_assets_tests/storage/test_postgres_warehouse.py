@@ -30,7 +30,7 @@ from taxi_assets.tlc.marts import ZONES_TABLE, daily_zone_mart_sql, mart_table, 
 from taxi_assets.tlc.services import FHV, FHVHV, GREEN, SERVICES, SOURCE_MONTH, TS, YELLOW, Service
 from taxi_assets.tlc.months import next_month
 from taxi_assets.storage.warehouse import DuckDBWarehouse, TableSource
-from taxi_assets.storage.warehouse.base import TableSpec, WarehouseError
+from taxi_assets.storage.warehouse.base import TableSpec, Warehouse, WarehouseError
 from taxi_assets.defs.resources import PostgresWarehouseResource, postgres_resource
 from taxi_assets.settings import Settings
 from taxi_assets.storage.warehouse.postgres import PostgresWarehouse
@@ -469,6 +469,27 @@ def test_read_month_and_read_months(wh):
         wh.read_month("missing", JAN)
     with pytest.raises(ValueError, match="first day"):
         wh.read_month("t", dt.date(2024, 1, 2))
+
+
+def test_a_month_is_counted_from_its_own_partition(wh, monkeypatch):
+    long_name = "b" * 63
+    for i, month in enumerate((JAN, FEB)):
+        wh.replace_month(T, month, numbered(month, i * 100_000, 1_000 * (i + 1)))
+    wh.replace_month(long_name, JAN, month_rows(JAN, [1, 2]))
+    wh.replace_table("plain", month_rows(JAN, [1, 2, 3]))
+    # A month of a monthly table: its partition counted whole, never the table scanned for the month.
+    monkeypatch.setattr(Warehouse, "count", lambda *args: pytest.fail(f"counted through the month filter: {args[1:]}"))
+    assert wh.count("t", JAN) == 1_000 and wh.count(T, FEB) == 2_000 and wh.count(long_name, JAN) == 2
+    assert WarehouseTable(wh, T, (FEB,)).count() == 2_000  # what the matches_lake check asks
+    wh.replace_month(T, JAN, month_rows(JAN, [7]))
+    assert wh.count("t", JAN) == 1  # the re-published month's partition
+    monkeypatch.undo()
+    # A month with no partition, a table without months, several months: the filtered count.
+    assert wh.count("t", MAR) == 0
+    assert wh.count("plain", JAN) == 3 and wh.count("plain", FEB) == 0
+    assert wh.count("t") == 2_001 and WarehouseTable(wh, T, (JAN, FEB)).count() == 2_001
+    with pytest.raises(psycopg.errors.UndefinedTable, match="does not exist"):
+        wh.count("missing", JAN)
 
 
 def test_a_downstream_reader_streams_a_large_month_in_batches(wh):

