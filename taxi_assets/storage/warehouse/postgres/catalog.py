@@ -4,6 +4,7 @@ the live tables, serialised per schema."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 from collections.abc import Iterator, Mapping
 
@@ -15,6 +16,11 @@ from taxi_assets.storage.warehouse.base import TableSpec, WarehouseError, valida
 from taxi_assets.storage.warehouse.pg_copy import CopyEncodeError, pg_type_for
 
 _MAX_NAME = 63
+
+
+def month_partition(table: str, month: dt.date) -> str:
+    """The name of a month's partition of a monthly table (`<table>_pYYYYMM`, shortened if need be)."""
+    return derived_name(table, f"_p{month:%Y%m}")
 
 
 def derived_name(base: str, suffix: str, reserve: int = 0) -> str:

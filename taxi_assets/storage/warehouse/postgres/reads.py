@@ -15,7 +15,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from taxi_assets.storage.warehouse.base import TableSpec, WarehouseError, as_spec
-from taxi_assets.storage.warehouse.postgres.catalog import Catalog, derived_name
+from taxi_assets.storage.warehouse.postgres.catalog import Catalog, month_partition
 
 _STREAM_BATCH_ROWS = 64 * 1024
 
@@ -47,7 +47,7 @@ class Reads(Catalog):
         """
         spec = as_spec(table)
         if month is not None and not isinstance(month, dt.datetime) and month.day == 1:
-            partition = derived_name(spec.name, f"_p{month:%Y%m}")
+            partition = month_partition(spec.name, month)
             with self.connect() as conn, conn.transaction():
                 conn.execute("SET TRANSACTION READ ONLY")
                 if self._partition_of(conn, partition, spec.name):

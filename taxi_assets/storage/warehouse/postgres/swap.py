@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from taxi_assets.storage.warehouse.base import TableSpec, WarehouseError
-from taxi_assets.storage.warehouse.postgres.catalog import Catalog, derived_name
+from taxi_assets.storage.warehouse.postgres.catalog import Catalog, derived_name, month_partition
 
 
 def _next_month(month: dt.date) -> dt.date:
@@ -58,7 +58,7 @@ class Swap(Catalog):
         """Steps 1-5 of the package's docstring, in one transaction."""
         table = spec.name
         label = f"{month:%Y%m}"
-        child = derived_name(table, f"_p{label}")
+        child = month_partition(table, month)
         stage = derived_name(table, f"__stage_{label}_", reserve=8) + uuid.uuid4().hex[:8]
         # (stage index, its name once attached, what it indexes)
         indexes = [
