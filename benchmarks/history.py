@@ -40,27 +40,45 @@ HISTORY: tuple[Era, ...] = (
 RATE_FROM = {"yellow": "yellow", "green": "yellow", "fhv": "fhv", "fhvhv": "fhvhv"}
 
 
+def data_work_rate(job: dict[str, Any]) -> float | None:
+    """Rows a second of a monthly job's data work: its rows over the time inside its steps, issue 13's
+    "data work" and the measure the backfill's `data_work_seconds` is built on. The in-process call's
+    wall time (`rows_per_s`) also holds Dagster's creating the run and its events between steps, which
+    a backfill's measured overhead already carries."""
+    steps = job.get("steps_seconds")
+    return job["rows"] / steps if steps else None
+
+
+def _jobs(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The parquet whole-job rows that ran well and timed their steps, by (warehouse, service)."""
+    return {
+        (r["warehouse"], r["service"]): r
+        for r in rows
+        if r["variant"] == "dagster-in-process" and r.get("scope") == "job" and r.get("format") == "parquet"
+        and r.get("ok") and r.get("rows_per_s") and data_work_rate(r)
+    }
+
+
 def project(rows: list[dict[str, Any]], warehouse: str, overhead_seconds_per_month: float | None) -> dict[str, Any] | None:
     """The whole history's wall time on one warehouse, from the measured whole-job rates per service.
 
-    Data work: each era's rows at the measured rows/s of its service's monthly job (`scope: job`).
-    With Dagster: plus the backfill's measured overhead per month (launch, start-up, event log),
-    once per service-month. None when a rate was not measured in this run.
+    Data work: each era's rows at its service's monthly job's `data_work_rate`. With Dagster: plus
+    the backfill's measured overhead per month (launch, start-up, event log, the runs' time between
+    steps), once per service-month. `hours_at_run_wall` is the same history at the in-process runs'
+    own wall time, a run a month. None when a rate was not measured in this run.
     """
-    rates = {
-        r["service"]: r["rows_per_s"]
-        for r in rows
-        if r["variant"] == "dagster-in-process" and r.get("scope") == "job" and r.get("warehouse") == warehouse
-        and r.get("format") == "parquet" and r.get("ok") and r.get("rows_per_s")
-    }
-    if not all(RATE_FROM[e.service] in rates for e in HISTORY):
+    jobs = {service: job for (where, service), job in _jobs(rows).items() if where == warehouse}
+    if not all(RATE_FROM[e.service] in jobs for e in HISTORY):
         return None
+    rates = {service: data_work_rate(job) for service, job in jobs.items()}
     per_service: dict[str, dict[str, float]] = {}
+    run_wall = 0.0
     for era in HISTORY:
         entry = per_service.setdefault(era.service, {"rows": 0, "months": 0, "seconds": 0.0})
         entry["rows"] += era.rows
         entry["months"] += era.months
         entry["seconds"] += era.rows / rates[RATE_FROM[era.service]]
+        run_wall += era.rows / jobs[RATE_FROM[era.service]]["rows_per_s"]
     data_seconds = sum(e["seconds"] for e in per_service.values())
     months = sum(e["months"] for e in per_service.values())
     total_rows = sum(e["rows"] for e in per_service.values())
@@ -78,7 +96,8 @@ def project(rows: list[dict[str, Any]], warehouse: str, overhead_seconds_per_mon
         "hours_data_work": round(data_seconds / 3600, 2),
         "overhead_seconds_per_month": None if overhead_seconds_per_month is None else round(overhead_seconds_per_month, 2),
         "hours_with_dagster_overhead": None if with_dagster is None else round(with_dagster / 3600, 2),
-        "rates_rows_per_s": {s: rates[RATE_FROM[s]] for s in per_service},
+        "hours_at_run_wall": round(run_wall / 3600, 2),
+        "rates_rows_per_s": {s: round(rates[RATE_FROM[s]]) for s in per_service},
         "per_service_hours": {s: round(e["seconds"] / 3600, 2) for s, e in per_service.items()},
         "peak_rss_mb": None,
         "ratio_vs_zoomcamp": None,
@@ -118,12 +137,7 @@ def project_elsewhere(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     `UPLOAD_GBIT_PER_S`, the two overlapped; the load and query jobs run in BigQuery, which cannot be
     measured here (the tests' emulator is not its speed), so they are not in the figure.
     """
-    jobs = {
-        (r["warehouse"], r["service"]): r
-        for r in rows
-        if r["variant"] == "dagster-in-process" and r.get("scope") == "job" and r.get("format") == "parquet"
-        and r.get("ok") and r.get("rows_per_s") and r.get("steps")
-    }
+    jobs = {key: job for key, job in _jobs(rows).items() if job.get("steps")}
     hours = lambda seconds: round(seconds / 3600, 2)  # noqa: E731
     at_once = {cores: max(cores // CORES_PER_MONTH, 1) for cores in (2, *BIGGER_MACHINES)}
     machines: dict[str, dict[str, float]] = {}
@@ -134,7 +148,7 @@ def project_elsewhere(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         seconds = lake = 0.0
         for era in HISTORY:
             job = jobs[(warehouse, RATE_FROM[era.service])]
-            era_seconds = era.rows / job["rows_per_s"]
+            era_seconds = era.rows / data_work_rate(job)
             seconds += era_seconds
             lake += era_seconds * (1 - warehouse_share(job["steps"]))
         for cores in BIGGER_MACHINES:

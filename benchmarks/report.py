@@ -61,9 +61,10 @@ def print_projection(rows: list[dict[str, Any]]) -> None:
         log(f"   {era.service:6} {era.first}..{era.last} {era.months:>3} months {era.rows / 1e6:>7,.0f}M rows  ({era.note})")
     for p in projections:
         with_dagster = p.get("hours_with_dagster_overhead")
-        log(f"projected on this machine, {p['warehouse']}: {p['hours_data_work']:.1f} h of data work "
-            f"({p['rows_per_s']:,} rows/s blended; per service {p['per_service_hours']})"
-            + (f", {with_dagster:.1f} h with the daemon backfill's measured overhead of {p['overhead_seconds_per_month']} s "
+        log(f"projected on this machine, {p['warehouse']}: {p['hours_data_work']:.2f} h of data work, the monthly jobs' "
+            f"steps ({p['rows_per_s']:,} rows/s blended; per service {p['per_service_hours']}); "
+            f"{p['hours_at_run_wall']:.2f} h at the in-process runs' own wall time, a run a month"
+            + (f"; {with_dagster:.2f} h with the daemon backfill's measured overhead of {p['overhead_seconds_per_month']} s "
                "a month (make backfill's, when it ran)"
                if with_dagster is not None else ""))
     elsewhere = projections[0].get("elsewhere")
@@ -122,12 +123,19 @@ def bar_verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool | None
                 lambda: backfill["dagster_overhead_share"] < BAR_OVERHEAD,
                 backfill is not None and backfill["variant"].startswith("backfill-daemon") and backfill["months"] >= BAR_BACKFILL_MONTHS),
         verdict("whole history <= 1 h of data work, embedded", history,
-                lambda: f"{history['hours_data_work']:.1f} h projected"
-                + (f" (the steps in DuckDB, each month's copy, the marts and their checks: {in_duckdb:.1f} h of it)"
-                   if in_duckdb is not None else ""),
+                lambda: _history_measured(history, in_duckdb),
                 lambda: history["hours_data_work"] <= BAR_HISTORY_HOURS, yellow_full and fhvhv_full,
                 "from months below the bar's sizes"),
     ]
+
+
+def _history_measured(history: dict[str, Any], in_duckdb: float | None) -> str:
+    with_dagster = history.get("hours_with_dagster_overhead")
+    return (f"{history['hours_data_work']:.2f} h projected from the jobs' steps"
+            + (f" (the steps in DuckDB, each month's copy, the marts and their checks: {in_duckdb:.2f} h of it)"
+               if in_duckdb is not None else "")
+            + f"; {history['hours_at_run_wall']:.2f} h at the runs' wall, a run a month"
+            + (f"; {with_dagster:.2f} h with the daemon backfill's overhead" if with_dagster is not None else ""))
 
 
 def print_bar(rows: list[dict[str, Any]]) -> None:
