@@ -35,50 +35,69 @@ HISTORY: tuple[Era, ...] = (
     Era("fhvhv", "2019-02", "2025-09", 80, 1_400_000_000, "15-20M a month, the largest files"),
 )
 
-#: The measured month each service's rate is taken from: green shares the yellow schema's width
-#: (and is 2 % of the rows); fhv and fhvhv each have their own month (fhv's narrow files go faster).
+#: The measured months each service's are carried from: green shares the yellow schema's width (and
+#: is 2 % of the rows); fhv and fhvhv each have their own month (fhv's narrow files go faster).
 RATE_FROM = {"yellow": "yellow", "green": "yellow", "fhv": "fhv", "fhvhv": "fhvhv"}
+#: The whole-job variants the history is carried from: the headline month and, for yellow, a month
+#: of its largest era (`benchmarks.run.YELLOW_LARGE_MONTH`).
+JOB_SCOPES = ("job", "job-large")
 
 
-def data_work_rate(job: dict[str, Any]) -> float | None:
-    """Rows a second of a monthly job's data work: its rows over the time inside its steps, issue 13's
-    "data work" and the measure the backfill's `data_work_seconds` is built on. The in-process call's
-    wall time (`rows_per_s`) also holds Dagster's creating the run and its events between steps, which
-    a backfill's measured overhead already carries."""
-    steps = job.get("steps_seconds")
-    return job["rows"] / steps if steps else None
+def _jobs(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The parquet whole-job rows that ran well and timed their steps, by (warehouse, service),
+    smallest month first."""
+    jobs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: r["rows"]):
+        if r["variant"] == "dagster-in-process" and r.get("scope") in JOB_SCOPES and r.get("format") == "parquet" \
+                and r.get("ok") and r.get("rows_per_s") and r.get("steps_seconds"):
+            jobs.setdefault((r["warehouse"], r["service"]), []).append(r)
+    return jobs
 
 
-def _jobs(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """The parquet whole-job rows that ran well and timed their steps, by (warehouse, service)."""
-    return {
-        (r["warehouse"], r["service"]): r
-        for r in rows
-        if r["variant"] == "dagster-in-process" and r.get("scope") == "job" and r.get("format") == "parquet"
-        and r.get("ok") and r.get("rows_per_s") and data_work_rate(r)
-    }
+def month_seconds(measured: list[dict[str, Any]], rows: float, wall: bool = False) -> float:
+    """A month's data work at `rows` rows, carried from the service's measured months: issue 13's "data
+    work", the time inside the job's steps (the measure the backfill's `data_work_seconds` is built
+    on), or with `wall` the in-process run's own wall time (`seconds`, which also holds Dagster's
+    creating the run and its events between steps).
+
+    One measured month: its rate, rows over seconds. Two: the line through them, a fixed cost a month
+    plus a cost a row; a fixed cost below zero (a noisy pair) is taken as zero, which charges every
+    month more, never less, than the line.
+    """
+    def took(job: dict[str, Any]) -> float:
+        return job["seconds"] if wall else job["steps_seconds"]
+
+    small, large = measured[0], measured[-1]
+    if large["rows"] <= small["rows"] or took(large) <= took(small):
+        return rows * took(large) / large["rows"]
+    per_row = (took(large) - took(small)) / (large["rows"] - small["rows"])
+    return max(took(small) - per_row * small["rows"], 0.0) + per_row * rows
+
+
+def _nearest(measured: list[dict[str, Any]], rows: float) -> dict[str, Any]:
+    return min(measured, key=lambda job: abs(job["rows"] - rows))
 
 
 def project(rows: list[dict[str, Any]], warehouse: str, overhead_seconds_per_month: float | None) -> dict[str, Any] | None:
-    """The whole history's wall time on one warehouse, from the measured whole-job rates per service.
+    """The whole history's wall time on one warehouse, from the measured whole jobs per service.
 
-    Data work: each era's rows at its service's monthly job's `data_work_rate`. With Dagster: plus
-    the backfill's measured overhead per month (launch, start-up, event log, the runs' time between
-    steps), once per service-month. `hours_at_run_wall` is the same history at the in-process runs'
-    own wall time, a run a month. None when a rate was not measured in this run.
+    Data work: each era's months at `month_seconds` of their average size. With Dagster: plus the
+    backfill's measured overhead per month (launch, start-up, event log, the runs' time between
+    steps), once per service-month. `hours_at_run_wall` is the same months at the in-process runs'
+    own wall time, a run a month. None when a service was not measured in this run.
     """
-    jobs = {service: job for (where, service), job in _jobs(rows).items() if where == warehouse}
+    jobs = {service: measured for (where, service), measured in _jobs(rows).items() if where == warehouse}
     if not all(RATE_FROM[e.service] in jobs for e in HISTORY):
         return None
-    rates = {service: data_work_rate(job) for service, job in jobs.items()}
     per_service: dict[str, dict[str, float]] = {}
     run_wall = 0.0
     for era in HISTORY:
+        measured, size = jobs[RATE_FROM[era.service]], era.rows / era.months
         entry = per_service.setdefault(era.service, {"rows": 0, "months": 0, "seconds": 0.0})
         entry["rows"] += era.rows
         entry["months"] += era.months
-        entry["seconds"] += era.rows / rates[RATE_FROM[era.service]]
-        run_wall += era.rows / jobs[RATE_FROM[era.service]]["rows_per_s"]
+        entry["seconds"] += era.months * month_seconds(measured, size)
+        run_wall += era.months * month_seconds(measured, size, wall=True)
     data_seconds = sum(e["seconds"] for e in per_service.values())
     months = sum(e["months"] for e in per_service.values())
     total_rows = sum(e["rows"] for e in per_service.values())
@@ -97,7 +116,8 @@ def project(rows: list[dict[str, Any]], warehouse: str, overhead_seconds_per_mon
         "overhead_seconds_per_month": None if overhead_seconds_per_month is None else round(overhead_seconds_per_month, 2),
         "hours_with_dagster_overhead": None if with_dagster is None else round(with_dagster / 3600, 2),
         "hours_at_run_wall": round(run_wall / 3600, 2),
-        "rates_rows_per_s": {s: round(rates[RATE_FROM[s]]) for s in per_service},
+        "carried_from": {s: [job["rows"] for job in measured] for s, measured in jobs.items()},
+        "rates_rows_per_s": {s: round(e["rows"] / e["seconds"]) for s, e in per_service.items()},
         "per_service_hours": {s: round(e["seconds"] / 3600, 2) for s, e in per_service.items()},
         "peak_rss_mb": None,
         "ratio_vs_zoomcamp": None,
@@ -129,15 +149,15 @@ def project_elsewhere(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The whole history on bigger machines and on BigQuery, carried from this run's measurements.
 
     A model, stated so it can be checked: the same per-core speed as here, disk and memory not the
-    bound; months run `cores // CORES_PER_MONTH` at a time. Each service's data work is split, by its
-    whole job's measured steps, into lake work (spreads over the months side by side) and warehouse
+    bound; months run `cores // CORES_PER_MONTH` at a time. Each era's data work (`month_seconds`) is
+    split, by the steps of the measured month nearest its size, into lake work (spreads over the months side by side) and warehouse
     steps (DuckDB: one after another, a floor on any machine, pessimistic since its insert would get
     more than this machine's two threads; Postgres: side by side as well). On BigQuery the machine
     does only the lake work and uploads the lake (its bytes per row measured from this run's lake) at
     `UPLOAD_GBIT_PER_S`, the two overlapped; the load and query jobs run in BigQuery, which cannot be
     measured here (the tests' emulator is not its speed), so they are not in the figure.
     """
-    jobs = {key: job for key, job in _jobs(rows).items() if job.get("steps")}
+    jobs = {key: measured for key, measured in _jobs(rows).items() if all(job.get("steps") for job in measured)}
     hours = lambda seconds: round(seconds / 3600, 2)  # noqa: E731
     at_once = {cores: max(cores // CORES_PER_MONTH, 1) for cores in (2, *BIGGER_MACHINES)}
     machines: dict[str, dict[str, float]] = {}
@@ -147,19 +167,22 @@ def project_elsewhere(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
             continue
         seconds = lake = 0.0
         for era in HISTORY:
-            job = jobs[(warehouse, RATE_FROM[era.service])]
-            era_seconds = era.rows / data_work_rate(job)
+            measured, size = jobs[(warehouse, RATE_FROM[era.service])], era.rows / era.months
+            era_seconds = era.months * month_seconds(measured, size)
             seconds += era_seconds
-            lake += era_seconds * (1 - warehouse_share(job["steps"]))
+            lake += era_seconds * (1 - warehouse_share(_nearest(measured, size)["steps"]))
         for cores in BIGGER_MACHINES:
             spread = seconds / at_once[cores]
             machines.setdefault(str(cores), {})[warehouse] = hours(spread if warehouse == "postgres" else max(spread, seconds - lake))
         if warehouse != "duckdb":
             continue
         out["duckdb_warehouse_floor_hours"] = hours(seconds - lake)
-        per_row = {s: (jobs[("duckdb", s)].get("lake_bytes") or 0) / jobs[("duckdb", s)]["rows"] for s in set(RATE_FROM.values())}
-        if all(per_row.values()):
-            upload = sum(era.rows * per_row[RATE_FROM[era.service]] for era in HISTORY)
+        def lake_bytes_per_row(era: Era) -> float:
+            job = _nearest(jobs[("duckdb", RATE_FROM[era.service])], era.rows / era.months)
+            return (job.get("lake_bytes") or 0) / job["rows"]
+
+        if all(lake_bytes_per_row(era) for era in HISTORY):
+            upload = sum(era.rows * lake_bytes_per_row(era) for era in HISTORY)
             upload_seconds = upload * 8 / (UPLOAD_GBIT_PER_S * 1e9)
             out["bigquery"] = {
                 "upload_gb": round(upload / 1e9, 1),

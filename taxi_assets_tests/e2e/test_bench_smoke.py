@@ -16,7 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.history import HISTORY
+from benchmarks.history import HISTORY, RATE_FROM, month_seconds
 from benchmarks.common import _month_list
 from devtools.backfill import MONTHS_PER_RUN
 from benchmarks.run import BACKFILL_START, QUICK
@@ -54,7 +54,8 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert all(r["peak_rss_mb"] > 0 for r in measured)
     by_variant = {(r["variant"], r["service"], r["format"], r["scope"], r["warehouse"]): r for r in rows}
     ours = {("dagster-in-process", "yellow", "parquet", "ingest"), ("dagster-in-process", "yellow", "csv.gz", "ingest"),
-            ("dagster-in-process", "yellow", "parquet", "job"), ("dagster-in-process", "fhvhv", "parquet", "job"),
+            ("dagster-in-process", "yellow", "parquet", "job"), ("dagster-in-process", "yellow", "parquet", "job-large"),
+            ("dagster-in-process", "fhvhv", "parquet", "job"),
             ("dagster-in-process", "fhv", "parquet", "job")}
     assert set(by_variant) == {
         ("zoomcamp", "yellow", "csv.gz", None, "postgres"),
@@ -103,22 +104,26 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert 0 < filtered["rows_loaded"] < filtered["rows"]
     assert "parquet" in plain["file_formats"]
 
-    # the whole history, projected from this run's whole jobs' data work, the time inside their steps
-    # (yellow's for the taxis, fhvhv's and fhv's for their own rows), and at the runs' own wall time
+    # the whole history, carried from this run's whole jobs (yellow's two months for the taxis, fhvhv's
+    # and fhv's for their own rows): their data work, the time inside their steps, and their runs' wall
+    large = QUICK["yellow_large_rows"]
+    assert large > QUICK["yellow_rows"]
     for warehouse in ("duckdb", "postgres"):
         projection = by_variant[("projection", "all", "parquet", "whole-history", warehouse)]
-        jobs = {s: by_variant[("dagster-in-process", s, "parquet", "job", warehouse)] for s in ("yellow", "fhvhv", "fhv")}
+        jobs = {s: [by_variant[("dagster-in-process", s, "parquet", scope, warehouse)] for scope in scopes]
+                for s, scopes in (("yellow", ("job", "job-large")), ("fhvhv", ("job",)), ("fhv", ("job",)))}
+        assert [job["rows"] for job in jobs["yellow"]] == [QUICK["yellow_rows"], large] == projection["carried_from"]["yellow"]
         assert all(0 < job["steps_seconds"] == pytest.approx(sum(job["steps"].values()), abs=1e-3) < job["seconds"]
-                   for job in jobs.values())
-        rows_of = {s: sum(e.rows for e in HISTORY if e.service in group) for s, group in
-                   (("yellow", ("yellow", "green")), ("fhvhv", ("fhvhv",)), ("fhv", ("fhv",)))}
-        assert projection["rows"] == sum(rows_of.values())
+                   for measured in jobs.values() for job in measured)
+        assert projection["rows"] == sum(e.rows for e in HISTORY)
         assert projection["seconds"] == pytest.approx(
-            sum(rows_of[s] * job["steps_seconds"] / job["rows"] for s, job in jobs.items()), rel=1e-3)
+            sum(e.months * month_seconds(jobs[RATE_FROM[e.service]], e.rows / e.months) for e in HISTORY), rel=1e-3)
         assert projection["hours_at_run_wall"] == pytest.approx(
-            sum(rows_of[s] / job["rows_per_s"] for s, job in jobs.items()) / 3600, abs=0.006)
+            sum(e.months * month_seconds(jobs[RATE_FROM[e.service]], e.rows / e.months, wall=True) for e in HISTORY) / 3600,
+            abs=0.006)
         assert projection["hours_at_run_wall"] > projection["hours_data_work"]
-        assert projection["rates_rows_per_s"]["fhv"] == round(jobs["fhv"]["rows"] / jobs["fhv"]["steps_seconds"])
+        fhv = jobs["fhv"][0]
+        assert projection["rates_rows_per_s"]["fhv"] == pytest.approx(fhv["rows"] / fhv["steps_seconds"], abs=1)
     assert "projected on this machine, duckdb" in done.stdout
     # ... and carried to bigger machines and to BigQuery, from the steps and the lake this run measured
     assert all(r["lake_bytes"] > 0 for r in measured if r["variant"] == "dagster-in-process")
@@ -269,6 +274,45 @@ def test_the_history_is_carried_to_bigger_machines_and_to_bigquery_from_the_meas
     # a run that measured only one warehouse's jobs projects that one; none at all, nothing
     assert set(project_elsewhere(rows[:3])["hours_on_cores"]["8"]) == {"duckdb"}
     assert project_elsewhere([]) is None
+
+
+def test_a_month_is_carried_from_the_line_through_the_measured_months() -> None:
+    """Two measured months of a service: a fixed cost a month plus a cost a row, from the time inside
+    the jobs' steps (or with wall=True the runs' own time); one month: its rate alone."""
+    from benchmarks.history import month_seconds, project
+
+    def job(rows: int, steps: float, wall: float, scope: str = "job", service: str = "yellow") -> dict:
+        return {"variant": "dagster-in-process", "scope": scope, "format": "parquet", "ok": True, "warehouse": "duckdb",
+                "service": service, "rows": rows, "seconds": wall, "rows_per_s": rows / wall, "steps_seconds": steps}
+
+    small, large = job(3_000_000, 2.8, 3.1), job(14_500_000, 10.7, 11.0, "job-large")
+    per_row = 7.9 / 11_500_000
+    fixed = 2.8 - per_row * 3_000_000  # ~0.74 s a month
+    assert month_seconds([small, large], 14_500_000) == pytest.approx(10.7)
+    assert month_seconds([small, large], 100_000) == pytest.approx(fixed + per_row * 100_000)
+    assert month_seconds([small, large], 3_000_000, wall=True) == pytest.approx(3.1)
+    assert month_seconds([small], 14_500_000) == pytest.approx(2.8 / 3_000_000 * 14_500_000)
+    # a noisy pair whose line would make a month's fixed cost negative: no fixed cost, the same cost a row
+    slow_large = job(14_500_000, 15.0, 15.3, "job-large")
+    assert month_seconds([small, slow_large], 1_000_000) == pytest.approx((15.0 - 2.8) / 11_500_000 * 1_000_000)
+    assert month_seconds([small, slow_large], 1_000_000) > 2.8 / 3_000_000 * 1_000_000
+    # a larger month that took less time than the smaller one: the larger one's rate, no line
+    fast_large = job(14_500_000, 2.5, 2.9, "job-large")
+    assert month_seconds([small, fast_large], 1_000_000) == pytest.approx(2.5 / 14_500_000 * 1_000_000)
+
+    # the projection carries each era's months at their average size: green's 146 small months pay
+    # yellow's fixed cost each, yellow's large months less a row than the 3M month alone would say
+    rows = [small, large, job(20_000_000, 24.0, 24.3, service="fhvhv"), job(5_000_000, 2.8, 3.2, service="fhv")]
+    by_line = project(rows, "duckdb", None)
+    by_rate = project([r for r in rows if r["scope"] == "job"], "duckdb", None)
+    eras = [e for e in HISTORY if e.service in ("yellow", "green")]
+    assert by_line["per_service_hours"]["yellow"] + by_line["per_service_hours"]["green"] == pytest.approx(
+        sum(e.months * fixed + e.rows * per_row for e in eras) / 3600, abs=0.011)
+    assert by_line["per_service_hours"]["yellow"] < by_rate["per_service_hours"]["yellow"]
+    assert by_line["per_service_hours"]["green"] > by_rate["per_service_hours"]["green"]
+    assert by_line["per_service_hours"]["fhvhv"] == by_rate["per_service_hours"]["fhvhv"] == pytest.approx(
+        1_400_000_000 * 24.0 / 20_000_000 / 3600, abs=0.006)
+    assert by_line["carried_from"] == {"yellow": [3_000_000, 14_500_000], "fhvhv": [20_000_000], "fhv": [5_000_000]}
 
 
 def test_a_ranged_run_records_each_month_it_finished_and_fails_the_rest() -> None:
