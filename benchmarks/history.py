@@ -35,7 +35,7 @@ HISTORY: tuple[Era, ...] = (
     Era("fhvhv", "2019-02", "2025-09", 80, 1_400_000_000, "15-20M a month, the largest files"),
 )
 
-#: The measured months each service's are carried from: green shares the yellow schema's width (and
+#: Whose measured months each service's eras are carried from: green shares the yellow schema's width (and
 #: is 2 % of the rows); fhv and fhvhv each have their own month (fhv's narrow files go faster).
 RATE_FROM = {"yellow": "yellow", "green": "yellow", "fhv": "fhv", "fhvhv": "fhvhv"}
 #: The whole-job variants the history is carried from: the headline month and, for yellow, a month

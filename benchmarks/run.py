@@ -182,7 +182,8 @@ class Bench:
         run, out, log_path = self._child(f"{name}-{k}", argv, env)
         return run, out, (out.get("runs") or [{}])[0], log_path
 
-    def pipeline_result(self, service: str, fmt: str, rows: int, scope: str, warehouse: str, children: list) -> Result:
+    def pipeline_result(self, service: str, fmt: str, rows: int, scope: str, warehouse: str, children: list,
+                        label: str | None = None) -> Result:
         """`seconds` is the median run, every run's time is kept in `seconds_runs`, the peak RSS is the highest."""
         run, out, median, log_path = sorted(children, key=lambda c: c[2].get("seconds") or 0)[len(children) // 2]
         runs = [c[2] for c in children]
@@ -191,7 +192,7 @@ class Bench:
         return self.add(Result(
             "dagster-in-process", service, fmt, rows, median.get("seconds"), max(c[0].peak_rss_mb or 0 for c in children) or None,
             process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
-            peak_processes=run.peak_processes, ok=ok, warehouse=warehouse, scope=scope,
+            peak_processes=run.peak_processes, ok=ok, warehouse=warehouse, scope=label or scope,
             extra={
                 "assets": list(SCOPES[scope]),
                 "method": f"{out.get('job', '?')}.execute_in_process(partition_key=...)",
@@ -214,7 +215,7 @@ class Bench:
     def pipeline(self, service: str, fmt: str, month: str, rows: int, scope: str, warehouse: str, repeats: int = 1,
                  label: str | None = None) -> Result:
         children = [self.pipeline_child(service, fmt, month, scope, warehouse, k, label) for k in range(1, repeats + 1)]
-        return self.pipeline_result(service, fmt, rows, label or scope, warehouse, children)
+        return self.pipeline_result(service, fmt, rows, scope, warehouse, children, label)
 
     def backfill_in_process(self, months: list[str], rows: int) -> Result:
         return backfill_in_process(self, months, rows)
