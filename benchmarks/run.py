@@ -3,8 +3,9 @@
 One run of `python -m benchmarks.run`:
 
 1. generates realistic months with the project's generator (cached under data/bench/mirror: a rerun
-   with the same sizes reuses the files) -- a yellow month (parquet and csv.gz), an fhvhv month
-   and an fhv month (parquet), and the months of the backfill -- and serves them over a local HTTP mirror;
+   with the same sizes reuses the files) -- a yellow month (parquet and csv.gz), a yellow month of
+   its largest era, an fhvhv month and an fhv month (parquet), and the months of the backfill -- and
+   serves them over a local HTTP mirror;
 2. starts a throwaway PostgreSQL (taxi_assets_tests/postgres_server.py), or uses --pg-url;
 3. runs each variant in a child process while sampling the RSS of the child's whole process tree
    every 50 ms (benchmarks/rss.py):
@@ -15,6 +16,7 @@ One run of `python -m benchmarks.run`:
      Postgres table, with those assets' checks. `job` is the whole `<service>_monthly` job: the
      chain plus the rejects summary and the daily zone mart, with every check. Yellow runs
      `--repeats` times (default 3), each on a fresh lake and schema, and reports the median run;
+     `job-large` is the whole job once on the month of yellow's largest era, for the history;
    - dagster-cli: the same yellow month through `dagster asset materialize` (a new process that loads
      the code location, as a user types it);
    - backfill-daemon (--backfill daemon, the default): N yellow months as one asset backfill launched
