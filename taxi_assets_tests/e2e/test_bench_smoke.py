@@ -388,7 +388,8 @@ def test_the_bar_is_judged_on_the_issues_sizes_and_says_what_was_not_measured() 
         {"variant": "backfill-daemon", "ok": True, "months": 24, "dagster_overhead_share": 0.4},
         {"variant": "backfill-daemon-cli", "ok": True, "months": 24, "dagster_overhead_share": 0.08},
         {"variant": "projection", "warehouse": "duckdb", "ok": True, "hours_data_work": 1.2, "hours_at_run_wall": 1.31,
-         "hours_with_dagster_overhead": 1.25, "elsewhere": {"duckdb_warehouse_floor_hours": 0.64}},
+         "hours_with_dagster_overhead": 1.25, "carried_from": {"yellow": [3_000_000, 14_500_000]},
+         "elsewhere": {"duckdb_warehouse_floor_hours": 0.64}},
     ]
     verdicts = {goal.split()[0] + " " + goal.split()[1]: (measured, met) for goal, measured, met in bar_verdicts(rows)}
     assert verdicts["embedded ingest"] == ("1,034,483 rows/s (2.90 s)", True)
@@ -402,6 +403,11 @@ def test_the_bar_is_judged_on_the_issues_sizes_and_says_what_was_not_measured() 
     # the bar is on the data work: the runs' wall or the backfill's overhead above an hour does not fail it
     under = {**rows[-1], "hours_data_work": 0.98}
     assert {g.split()[1]: met for g, _, met in bar_verdicts([*rows[:-1], under])}["history"] is True
+    # ... drawn from yellow's largest months, or from one month's rate; a line through smaller months is not judged
+    one_month = {**under, "carried_from": {"yellow": [3_000_000]}}
+    short_line = {**under, "carried_from": {"yellow": [3_000_000, 5_000_000]}}
+    assert {g.split()[1]: met for g, _, met in bar_verdicts([*rows[:-1], one_month])}["history"] is True
+    assert {g.split()[1]: met for g, _, met in bar_verdicts([*rows[:-1], short_line])}["history"] is None
 
     # one warehouse's fhvhv, a smaller month, no dlt, no backfill: shown, not judged
     small = [{**rows[0], "rows": 20_000, "rows_per_s": 5_000_000}, {**rows[2], "x_vs_dlt": None}, rows[3], rows[-1]]
