@@ -35,8 +35,8 @@ HISTORY: tuple[Era, ...] = (
     Era("fhvhv", "2019-02", "2025-09", 80, 1_400_000_000, "15-20M a month, the largest files"),
 )
 
-#: Whose measured months each service's eras are carried from: green shares the yellow schema's width (and
-#: is 2 % of the rows); fhv and fhvhv each have their own month (fhv's narrow files go faster).
+#: The service whose measured months each service's eras are carried from: green shares the yellow
+#: schema's width (and is 2 % of the rows); fhv and fhvhv have their own (fhv's narrow files go faster).
 RATE_FROM = {"yellow": "yellow", "green": "yellow", "fhv": "fhv", "fhvhv": "fhvhv"}
 #: The whole-job variants the history is carried from: the headline month and, for yellow, a month
 #: of its largest era (`benchmarks.run.YELLOW_LARGE_MONTH`).
@@ -62,7 +62,7 @@ def month_seconds(measured: list[dict[str, Any]], rows: float, wall: bool = Fals
 
     One measured month: its rate, rows over seconds. Two: the line through them, a fixed cost a month
     plus a cost a row; a fixed cost below zero (a noisy pair) is taken as zero, which charges every
-    month more, never less, than the line.
+    month more, never less, than the line; a larger month that took no longer: its rate alone.
     """
     def took(job: dict[str, Any]) -> float:
         return job["seconds"] if wall else job["steps_seconds"]
@@ -150,9 +150,10 @@ def project_elsewhere(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
     A model, stated so it can be checked: the same per-core speed as here, disk and memory not the
     bound; months run `cores // CORES_PER_MONTH` at a time. Each era's data work (`month_seconds`) is
-    split, by the steps of the measured month nearest its size, into lake work (spreads over the months side by side) and warehouse
-    steps (DuckDB: one after another, a floor on any machine, pessimistic since its insert would get
-    more than this machine's two threads; Postgres: side by side as well). On BigQuery the machine
+    split, by the steps of the measured month nearest its size, into lake work (spreads over the
+    months side by side) and warehouse steps (DuckDB: one after another, a floor on any machine,
+    pessimistic since its insert would get more than this machine's two threads; Postgres: side by
+    side as well). On BigQuery the machine
     does only the lake work and uploads the lake (its bytes per row measured from this run's lake) at
     `UPLOAD_GBIT_PER_S`, the two overlapped; the load and query jobs run in BigQuery, which cannot be
     measured here (the tests' emulator is not its speed), so they are not in the figure.
@@ -177,6 +178,7 @@ def project_elsewhere(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         if warehouse != "duckdb":
             continue
         out["duckdb_warehouse_floor_hours"] = hours(seconds - lake)
+
         def lake_bytes_per_row(era: Era) -> float:
             job = _nearest(jobs[("duckdb", RATE_FROM[era.service])], era.rows / era.months)
             return (job.get("lake_bytes") or 0) / job["rows"]
