@@ -1,5 +1,6 @@
-"""The peers in the bench's alternated headline: dlt (what a user would pick instead of us), and
-our own Postgres table step alone (the floor under our Postgres chain)."""
+"""The peers: the zoomcamp recipe (the baseline every speed-up is over) and, in the bench's alternated
+headline, dlt (what a user would pick instead of us) and our own Postgres table step alone (the floor
+under our Postgres chain)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,26 @@ from typing import Any
 from benchmarks.common import PY, ROOT, YELLOW_MONTH, Result, drop_schema
 
 DLT_VERSION = importlib.metadata.version("dlt") if importlib.util.find_spec("dlt") else None
+
+
+def zoomcamp_result(bench, rows: int) -> Result:
+    """The course's pandas recipe on the yellow csv.gz month, into the same server, once."""
+    name = "zoomcamp-yellow"
+    result_path = bench.data / "logs" / f"{name}.json"
+    result_path.unlink(missing_ok=True)
+    url = f"{bench.mirror_url}/yellow/yellow_tripdata_{YELLOW_MONTH}.csv.gz"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [PY, "-m", "benchmarks.zoomcamp", "--url", url, "--pg-url", bench.pg_url, "--result", str(result_path)]
+    run, out, log_path = bench._child(name, argv, env)
+    ok = run.returncode == 0 and out.get("rows") == rows
+    return bench.add(Result(
+        "zoomcamp", "yellow", "csv.gz", rows, out.get("work_seconds"), run.peak_rss_mb,
+        process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
+        peak_processes=run.peak_processes, ok=ok, warehouse="postgres",
+        extra={"rows_loaded": out.get("rows_loaded"), "rows_read": out.get("rows"),
+               "method": "pandas.read_csv(chunksize=100000, dtype map) + to_sql(if_exists='append') via "
+                         "SQLAlchemy/psycopg2", "log": str(log_path)},
+    ))
 
 
 def dlt_child(bench, filters: bool, k: int) -> tuple:

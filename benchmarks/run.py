@@ -64,7 +64,9 @@ from benchmarks.common import (
 )
 from benchmarks.daemon import LAUNCHES, backfill_daemon, backfill_in_process
 from benchmarks.history import projections
-from benchmarks.peers import DLT_VERSION, compare_with_dlt, dlt_child, dlt_result, table_step_child, table_step_result
+from benchmarks.peers import (
+    DLT_VERSION, compare_with_dlt, dlt_child, dlt_result, table_step_child, table_step_result, zoomcamp_result,
+)
 from benchmarks.report import print_report
 from benchmarks.rss import run_sampled
 
@@ -152,24 +154,6 @@ class Bench:
         return result
 
     # -- the variants ---------------------------------------------------------------------
-    def zoomcamp(self, rows: int) -> Result:
-        name = "zoomcamp-yellow"
-        result_path = self.data / "logs" / f"{name}.json"
-        result_path.unlink(missing_ok=True)
-        url = f"{self.mirror_url}/yellow/yellow_tripdata_{YELLOW_MONTH}.csv.gz"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        argv = [PY, "-m", "benchmarks.zoomcamp", "--url", url, "--pg-url", self.pg_url, "--result", str(result_path)]
-        run, out, log_path = self._child(name, argv, env)
-        ok = run.returncode == 0 and out.get("rows") == rows
-        return self.add(Result(
-            "zoomcamp", "yellow", "csv.gz", rows, out.get("work_seconds"), run.peak_rss_mb,
-            process_seconds=run.wall_seconds, cpu_seconds=run.cpu_seconds, max_single_rss_mb=run.max_single_rss_mb,
-            peak_processes=run.peak_processes, ok=ok, warehouse="postgres",
-            extra={"rows_loaded": out.get("rows_loaded"), "rows_read": out.get("rows"),
-                   "method": "pandas.read_csv(chunksize=100000, dtype map) + to_sql(if_exists='append') via "
-                             "SQLAlchemy/psycopg2", "log": str(log_path)},
-        ))
-
     def pipeline_child(self, service: str, fmt: str, month: str, scope: str, warehouse: str, k: int,
                        label: str | None = None) -> tuple:
         """One run of the month in a child of its own, on a fresh lake and warehouse (schema or file):
@@ -219,9 +203,6 @@ class Bench:
         children = [self.pipeline_child(service, fmt, month, scope, warehouse, k, label) for k in range(1, repeats + 1)]
         return self.pipeline_result(service, fmt, rows, scope, warehouse, children, label)
 
-    def backfill_in_process(self, months: list[str], rows: int) -> Result:
-        return backfill_in_process(self, months, rows)
-
     def cli(self, service: str, fmt: str, month: str, rows: int) -> Result:
         """`dg launch` of the service's assets for one partition, as a user types it (README)."""
         name = f"dagster-cli-{service}-{fmt.replace('.', '')}"
@@ -249,10 +230,6 @@ class Bench:
                    "run_seconds": _r(run_seconds), "steps_seconds": round(sum(steps.values()), 3) if steps else None,
                    "steps": steps, "log": str(log_path)},
         ))
-
-    def backfill_daemon(self, months: list[str], rows: int, launch: str) -> Result:
-        """A backfill run by dagster-daemon on an instance of its own (`launch`: benchmarks.daemon.LAUNCHES)."""
-        return backfill_daemon(self, months, rows, launch)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -364,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         log("3/3 variants (each in a child process; RSS of its process tree sampled every 50 ms)")
         baseline = None
         if "zoomcamp" not in args.skip:
-            baseline = bench.zoomcamp(args.yellow_rows)
+            baseline = zoomcamp_result(bench, args.yellow_rows)
         ours = "dagster-in-process" not in args.skip
         # The headline: our chain on each warehouse, the Postgres table step alone (on the month the
         # chain just put in its lake) and dlt on the same month, alternated run by run
@@ -406,12 +383,12 @@ def main(argv: list[str] | None = None) -> int:
         if "backfill" not in args.skip:
             daemon_ok = False
             if args.backfill in ("daemon", "both"):
-                daemon_ok = all([bench.backfill_daemon(backfill_months, args.backfill_rows, launch).ok
+                daemon_ok = all([backfill_daemon(bench, backfill_months, args.backfill_rows, launch).ok
                                  for launch in LAUNCHES])
                 if not daemon_ok:
                     log("   the daemon backfill failed (see its log); measuring in-process runs instead")
             if args.backfill in ("in-process", "both") or not daemon_ok:
-                bench.backfill_in_process(backfill_months, args.backfill_rows)
+                backfill_in_process(bench, backfill_months, args.backfill_rows)
 
     common = {
         "run_started_at": started_at.isoformat(timespec="seconds"),
