@@ -38,9 +38,10 @@ HISTORY: tuple[Era, ...] = (
 #: The service whose measured months each service's eras are carried from: green shares the yellow
 #: schema's width (and is 2 % of the rows); fhv and fhvhv have their own (fhv's narrow files go faster).
 RATE_FROM = {"yellow": "yellow", "green": "yellow", "fhv": "fhv", "fhvhv": "fhvhv"}
-#: The whole-job variants the history is carried from: the headline month and, for yellow, a month
-#: of its largest era (`benchmarks.run.YELLOW_LARGE_MONTH`).
-JOB_SCOPES = ("job", "job-large")
+#: The scope label of the whole job on a month of yellow's largest era (`benchmarks.run.YELLOW_LARGE_MONTH`).
+LARGE_JOB_SCOPE = "job-large"
+#: The whole-job variants the history is carried from: the headline month and the large one.
+JOB_SCOPES = ("job", LARGE_JOB_SCOPE)
 
 
 def _jobs(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:

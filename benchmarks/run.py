@@ -63,7 +63,7 @@ from benchmarks.common import (
     embedded_max_runs, log, pg_env, postgres,
 )
 from benchmarks.daemon import LAUNCHES, backfill_daemon, backfill_in_process
-from benchmarks.history import projections
+from benchmarks.history import LARGE_JOB_SCOPE, projections
 from benchmarks.peers import (
     DLT_VERSION, compare_with_dlt, dlt_child, dlt_result, table_step_child, table_step_result, zoomcamp_result,
 )
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         if ours:
             for warehouse in args.warehouses:
                 bench.pipeline("yellow", "parquet", YELLOW_LARGE_MONTH, args.yellow_large_rows, "job", warehouse,
-                               label="job-large")
+                               label=LARGE_JOB_SCOPE)
                 bench.pipeline("fhvhv", "parquet", FHVHV_MONTH, args.fhvhv_rows, "job", warehouse)
                 bench.pipeline("fhv", "parquet", FHV_MONTH, args.fhv_rows, "job", warehouse)
         if "backfill" not in args.skip:
