@@ -138,11 +138,13 @@ class LakeMonthDataset:
         the bucket) is given the day files instead (`local_parquet`, `uris`), read in parallel.
         """
         version = self._open_version()
-        days = list(version.values())
+        days: dict[str, list[pq.ParquetFile]] = {}
+        for key, file in version.items():  # a day's folder may hold several files (write_hive_folders)
+            days.setdefault(key.rpartition("/")[0], []).append(file)
 
         def batches() -> Iterator[pa.RecordBatch]:
-            for file in days:
-                day = file.read(columns=schema.names)
+            for files in days.values():
+                day = pa.concat_tables([file.read(columns=schema.names) for file in files])
                 order = pc.sort_indices(day, [(order_by, "ascending")])
                 for start in range(0, len(order), BATCH_ROWS):
                     yield from day.take(order[start : start + BATCH_ROWS]).to_batches()
@@ -150,7 +152,7 @@ class LakeMonthDataset:
                 del day, order
 
         source = TableSource.from_batches(schema, batches)
-        source.expected_rows = sum(day.metadata.num_rows for day in days)
+        source.expected_rows = sum(file.metadata.num_rows for file in version.values())
         if self.lake.is_local:
             source.local_parquet = [self.lake.local_path(key) for key in version]
         else:

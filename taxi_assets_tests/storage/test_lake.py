@@ -263,7 +263,11 @@ def test_a_published_month_streams_back_in_time_order_one_day_at_a_time(tmp_path
     # an engine that reads parquet itself is given the published day files, in date order, and the count to take
     manifest = lake.read_manifest("trips/yellow", "2024-01")
     assert source.local_parquet == [lake.local_path(f"trips/yellow/{e.path}") for e in sorted(manifest.files, key=lambda e: e.path)]
-    assert len(source.local_parquet) == 31 and source.expected_rows == manifest.rows == n and source.uris == []
+    assert source.expected_rows == manifest.rows == n and source.uris == []
+    # every day's rows came in several batches, so each folder holds two files, taken in turn; the
+    # day is sorted across both (the time order below)
+    folders = [path.parent.name for path in source.local_parquet]
+    assert len(set(folders)) == 31 and all(folders.count(f) == 2 for f in folders)
     batches = list(source.open())
     assert max(b.num_rows for b in batches) <= 1000
     back = pa.Table.from_batches(batches)
@@ -319,3 +323,24 @@ def test_folders_staged_beside_other_outputs_publish_only_when_asked(tmp_path):
     assert manifest.version == version and manifest.rows == 20
     assert read_month(lake) == list(range(2000, 2010)) + list(range(3000, 3010))
     assert len(list((tmp_path / "lake/trips/yellow").rglob("*.parquet"))) == 2  # the older version swept
+
+
+def test_a_day_in_several_batches_is_spread_over_its_files_in_turn_each_in_order(tmp_path):
+    """Consecutive batches of one day (the TLC's months come in pickup order) go to the day's files
+    in turn, so two threads encode the day at once; every row lands once, each file in order."""
+    batches = [
+        pa.record_batch([pa.array(range(k * 10, k * 10 + 10), pa.int64()), pa.array([dt.date(2024, 1, 1)] * 10, pa.date32())], schema=SCHEMA)
+        for k in range(7)
+    ] + list(month_batches([2], 5))
+    write_hive_folders(tmp_path, "yellow_2024-01_v", iter(batches), SCHEMA, "pickup_date")
+    first = tmp_path / "pickup_date=2024-01-01"
+    assert sorted(p.name for p in first.iterdir()) == ["yellow_2024-01_v-0.parquet", "yellow_2024-01_v-1.parquet"]
+    assert pq.read_table(first / "yellow_2024-01_v-0.parquet").column("trip").to_pylist() == [
+        n for k in (0, 2, 4, 6) for n in range(k * 10, k * 10 + 10)
+    ]
+    assert pq.read_table(first / "yellow_2024-01_v-1.parquet").column("trip").to_pylist() == [
+        n for k in (1, 3, 5) for n in range(k * 10, k * 10 + 10)
+    ]
+    # a day met in one batch keeps one file
+    assert [p.name for p in (tmp_path / "pickup_date=2024-01-02").iterdir()] == ["yellow_2024-01_v-0.parquet"]
+    assert pq.read_table(tmp_path / "pickup_date=2024-01-02").column("trip").to_pylist() == list(range(2000, 2005))

@@ -79,3 +79,40 @@ def test_an_error_in_the_caller_waits_for_writes_in_flight_and_keeps_its_own_err
             threading.Timer(0.05, release.set).start()
             raise ValueError("bad batch")
     assert finished == [True]  # the writer was not closed under a running write
+
+
+def test_with_depth_two_the_next_batch_waits_for_the_batch_before_the_last():
+    started = {n: threading.Event() for n in (1, 2)}
+    release = {n: threading.Event() for n in (1, 2)}
+    done: list[int] = []
+
+    def write(n: int) -> None:
+        started[n].set()
+        release[n].wait(5)
+        done.append(n)
+
+    with OverlappedWrites(threads=2, depth=2) as writes:
+        writes.submit(write, 1)
+        writes.next_batch()  # batch 1 in flight: the caller goes on
+        assert started[1].wait(5) and done == []
+        writes.submit(write, 2)
+        threading.Timer(0.1, release[1].set).start()
+        writes.next_batch()  # two in flight: waits for batch 1, not batch 2
+        assert done == [1] and started[2].wait(5)
+        release[2].set()
+    assert done == [1, 2]
+
+
+def test_with_depth_two_a_failed_write_is_raised_a_batch_later():
+    with pytest.raises(OSError, match="disk full"):
+        with OverlappedWrites(threads=2, depth=2) as writes:
+            writes.submit(lambda: (_ for _ in ()).throw(OSError("disk full")))
+            writes.next_batch()
+            writes.submit(lambda: None)
+            writes.next_batch()
+            pytest.fail("the failure should have been raised by the second next_batch")
+
+
+def test_a_depth_below_one_is_refused():
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        OverlappedWrites(depth=0)

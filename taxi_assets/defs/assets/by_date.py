@@ -1,7 +1,8 @@
 """A month's cleaned trips in the lake: `pickup_date=YYYY-MM-DD` folders, published by manifest.
 
 The folders are the month's one cleaned copy, written in the ingest's one pass over the raw file
-(each kept row parquet-encoded once) and published only once the month passed its audit. A month
+(each kept row parquet-encoded once; a day of a large month in two files, encoded side by side:
+`write_hive_folders`) and published only once the month passed its audit. A month
 is read back through its manifest: one table to a user's asset, the day files to an engine that
 reads parquet itself, the days in order to a row store that keeps the month in pickup order.
 """
