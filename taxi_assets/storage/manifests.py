@@ -99,14 +99,13 @@ FILES_PER_FOLDER = 2
 
 
 def write_hive_folders(
-    stage: Path, basename: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema, partition_column: str,
-    files_per_folder: int = FILES_PER_FOLDER,
+    stage: Path, basename: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema, partition_column: str
 ) -> None:
     """Parquet writers per `{partition_column}=VALUE/` folder (`{basename}-K.parquet`, K below
-    `files_per_folder`), fed slice by slice: a value's slices go to its files in turn.
+    FILES_PER_FOLDER), fed slice by slice: a value's slices go to its files in turn.
 
     Each batch is sorted on the partition column and cut into one slice per value, so memory stays
-    a few batches (`files_per_folder` being written, the next being sorted) plus the open writers.
+    a few batches (FILES_PER_FOLDER being written, the next being sorted) plus the open writers.
     (pyarrow's write_dataset queues without bound and writes tiny row groups: a 20M-row month took
     2.4 GB and twice the CPU.) A batch already in order is cut as it is: the TLC publishes its months
     roughly in pickup order, so most batches are, and the sort's copy of every column was a
@@ -116,10 +115,10 @@ def write_hive_folders(
     writers: dict[tuple[object, int], pq.ParquetWriter] = {}
     slices_of: dict[object, int] = {}
     try:
-        # A file gets a slice at most every `files_per_folder` batches (a value has one run a batch),
+        # A file gets a slice at most every FILES_PER_FOLDER batches (a value has one run a batch),
         # and that many batches are written at once: no two threads share a writer, and each file
         # receives its slices in order.
-        with OverlappedWrites(depth=files_per_folder) as writes:
+        with OverlappedWrites(depth=FILES_PER_FOLDER) as writes:
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
@@ -130,7 +129,7 @@ def write_hive_folders(
                 for end, value in zip(runs.run_ends.to_pylist(), runs.values.to_pylist()):
                     turn = slices_of.get(value, 0)
                     slices_of[value] = turn + 1
-                    key = (value, turn % files_per_folder)
+                    key = (value, turn % FILES_PER_FOLDER)
                     writer = writers.get(key)
                     if writer is None:
                         folder = stage / f"{partition_column}={HIVE_NULL if value is None else value}"

@@ -104,13 +104,16 @@ def test_with_depth_two_the_next_batch_waits_for_the_batch_before_the_last():
 
 
 def test_with_depth_two_a_failed_write_is_raised_a_batch_later():
+    went_on: list[bool] = []
     with pytest.raises(OSError, match="disk full"):
         with OverlappedWrites(threads=2, depth=2) as writes:
             writes.submit(lambda: (_ for _ in ()).throw(OSError("disk full")))
-            writes.next_batch()
+            writes.next_batch()  # its batch still in flight: not waited for yet
+            went_on.append(True)
             writes.submit(lambda: None)
             writes.next_batch()
             pytest.fail("the failure should have been raised by the second next_batch")
+    assert went_on == [True]
 
 
 def test_a_depth_below_one_is_refused():
