@@ -65,7 +65,7 @@ dev-offline: install $(DAGSTER_HOME)/dagster.yaml
 	TAXI_LAKE_URI=$${TAXI_LAKE_URI:-$(DATA_DIR)/lake} TAXI_DUCKDB_PATH=$${TAXI_DUCKDB_PATH:-$(DATA_DIR)/warehouse.duckdb} \
 	$(VENV)/bin/dg dev -h 127.0.0.1 -p $(DEV_PORT)
 
-## make backfill SERVICE=yellow MONTHS=2023-01..2023-12: runs of up to 6 consecutive months (MONTHS_PER_RUN=1:
+## make backfill SERVICE=yellow MONTHS=2023-01..2023-12: runs of up to 12 consecutive months (MONTHS_PER_RUN=1:
 ## one run a month), queued at once for the daemon of make dev / make dev-offline; each month keeps its
 ## own status in the UI (the UI's backfills are a run a month and wait up to 30 s for the backfill daemon)
 backfill: install $(DAGSTER_HOME)/dagster.yaml

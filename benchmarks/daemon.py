@@ -158,7 +158,7 @@ def backfill_in_process(bench, months: list[str], rows: int) -> Result:
 
 #: How a backfill is launched: as the UI does (an asset backfill, which the backfill daemon picks up on
 #: its next 30-second loop and turns into a run a month), as `make backfill` does (`devtools.backfill`:
-#: runs of up to 6 consecutive months queued from one load of the code location, as `dagster job
+#: runs of up to 12 consecutive months queued from one load of the code location, as `dagster job
 #: launch` queues one; the daemon's run queue starts them), and as `make backfill MONTHS_PER_RUN=1` does (Dagster's `dagster job backfill`, a run
 #: a month queued at once).
 LAUNCHES = {"ui": "backfill-daemon", "cli": "backfill-daemon-cli", "cli-monthly": "backfill-daemon-cli-monthly"}

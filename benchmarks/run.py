@@ -22,7 +22,7 @@ One run of `python -m benchmarks.run`:
    - backfill-daemon (--backfill daemon, the default): N yellow months as one asset backfill launched
      over GraphQL (`launchPartitionBackfill`, as the UI does), executed by `dagster-daemon` (queued
      run coordinator, default run launcher) on an instance of its own; backfill-daemon-cli: the same
-     months launched as `make backfill` does (runs of up to 6 months, queued through `dagster job
+     months launched as `make backfill` does (runs of up to 12 months, queued through `dagster job
      launch` instead of waiting for the backfill daemon's next loop), on a daemon of its own;
      backfill-daemon-cli-monthly: as `make backfill MONTHS_PER_RUN=1` does (`dagster job backfill`, a
      run a month);

@@ -5,12 +5,12 @@ next loop, which comes every 30 s (Dagster's fixed interval, not an instance set
 month starts up to half a minute after the click, and each month is a run of its own. This queues
 the runs itself, as Dagster's own `dagster job launch` does but all from one load of the code
 location: the daemon's run queue starts the first within a second and keeps `MAX_RUNS` going. Each
-run carries up to `--months-per-run` consecutive months (6 by default): a run's start-up (a Python
+run carries up to `--months-per-run` consecutive months (12 by default): a run's start-up (a Python
 spawned, Dagster and the code location loaded, ~2 core-seconds) is then paid once per range instead
 of once per month, which was most of a backfill's overhead (benchmarks/README.md). The run's ingest
 step carries each month through the whole chain and records every asset and check of the month as it
 lands (taxi_assets/defs/assets/ranged.py), so each month keeps its own status in the UI; a month that
-fails stops its run, the months before it stay landed. The runs carry the tag `taxi/backfill`
+fails is that month's alone: the run goes on to the next, and ends failed naming it. The runs carry the tag `taxi/backfill`
 (the UI's Runs page filters on it). `--months-per-run 1` queues one run a month instead, as a job
 backfill (`dagster job backfill`) listed under Backfills.
 
@@ -71,9 +71,11 @@ def backfill_months(service_name: str, spec: str) -> list[str]:
     return sorted(set(months))
 
 
-#: Months a run carries unless told: 24 months in 4 runs, two at a time on `make`'s 2 run slots; a
-#: failing month leaves at most 5 later months of its run to run again.
-MONTHS_PER_RUN = 6
+#: Months a run carries unless told: a run's start-up (~2 core-seconds, ~3 s of a run slot on two busy
+#: cores) is paid once per run, and a month that fails is that month's alone (ranged.py), so a run can
+#: be long: 24 months are two runs, side by side on `make`'s two run slots (0.91-0.98x the wall of four
+#: runs of 6, alternated, in the twenty-ninth pass of benchmarks/JOURNAL.md).
+MONTHS_PER_RUN = 12
 #: The tag every run of one `make backfill` carries (a ranged run belongs to no Dagster backfill).
 BACKFILL_TAG = "taxi/backfill"
 RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -81,15 +83,24 @@ RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster
 
 def month_runs(service_name: str, months: list[str], per_run: int) -> list[list[str]]:
     """The months in runs of at most `per_run` consecutive months (a run's range takes every month
-    between its ends, so a gap in a list starts a new run)."""
+    between its ends, so a gap in a list starts a new run), each stretch split into runs of even
+    length, so no run of one month is left to finish alone after the others."""
     keys = monthly_partitions(get_service(service_name)).get_partition_keys()
-    runs: list[list[str]] = []
+    stretches: list[list[str]] = []
     for month in months:
-        last = runs[-1] if runs else None
-        if last and len(last) < per_run and keys.index(month) == keys.index(last[-1]) + 1:
-            last.append(month)
+        if stretches and keys.index(month) == keys.index(stretches[-1][-1]) + 1:
+            stretches[-1].append(month)
         else:
-            runs.append([month])
+            stretches.append([month])
+    runs: list[list[str]] = []
+    for stretch in stretches:
+        count = -(-len(stretch) // per_run)
+        size, longer = divmod(len(stretch), count)
+        start = 0
+        for k in range(count):
+            end = start + size + (k < longer)
+            runs.append(stretch[start:end])
+            start = end
     return runs
 
 

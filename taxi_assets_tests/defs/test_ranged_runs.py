@@ -1,5 +1,6 @@
 """A run over several months (make backfill's): each month lands and is recorded as a run of its
-own would land and record it, and a month that fails leaves the months before it as they landed."""
+own would land and record it, and a month that fails is that month's alone: the others land, and the
+run fails naming it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from devtools.mirror import Body
+from devtools.mirror import Body, Status
 from taxi_assets.defs.assets.ingest import AUDIT_CHECK
 from taxi_assets.defs.jobs import service_job_name
 
@@ -76,22 +77,25 @@ def test_a_run_over_two_months_lands_and_records_each_as_its_own_run_would(tmp_p
                 assert table_checksum(pipeline, f"yellow_{table}", month) == table_checksum(month_by_month, f"yellow_{table}", month)
 
 
-def test_a_month_that_fails_leaves_the_months_before_it_landed_and_the_rest_failed(tmp_path, mirror) -> None:
+def test_a_month_that_fails_is_failed_alone_and_the_next_month_lands(tmp_path, mirror) -> None:
     with dg.instance_for_test() as instance:
         pipeline = make_pipeline(tmp_path, mirror, instance)
         assert pipeline.run("zones").success
-        # The mirror has no yellow 2023-03: its download fails, after 2023-02 landed.
-        result = run_range(pipeline, "2023-02", "2023-04")
+        mirror.inject("/trip-data/yellow_tripdata_2023-01.parquet", Status(404))
+        try:
+            result = run_range(pipeline, "2023-01", "2023-02")
+        finally:
+            mirror.clear_faults()
         assert not result.success
+        assert {v[0] for k, v in recorded(pipeline, "2023-01").items() if "." not in k} == {"FAILED"}
+        assert table_checksum(pipeline, "yellow_trips", "2023-01")[0] == 0
         landed = recorded(pipeline, "2023-02")
         assert {v[0] for k, v in landed.items() if "." not in k} == {"MATERIALIZED"}
         assert {v for k, v in landed.items() if "." in k} == {"SUCCEEDED"}
         assert table_checksum(pipeline, "yellow_trips", "2023-02")[0] > 0
-        for month in ("2023-03", "2023-04"):
-            assert {v[0] for k, v in recorded(pipeline, month).items() if "." not in k} == {"FAILED"}
-            assert table_checksum(pipeline, "yellow_trips", month)[0] == 0
-        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-        assert "yellow 2023-03" in failure.step_failure_data.error.message
+        message = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+        assert "1 of the run's 2 months failed" in message and "yellow 2023-01" in message and "2023-02" not in message
+        assert "404" in message
 
 
 def test_no_check_is_recorded_without_its_month(tmp_path, mirror) -> None:
@@ -124,30 +128,33 @@ def test_part_of_the_ingest_alone_is_refused_with_nothing_published(tmp_path, mi
 def test_a_failed_blocking_check_stops_the_month_before_its_warehouse_tables(tmp_path, mirror, monkeypatch) -> None:
     from taxi_assets.defs.assets import ranged
 
-    def nulls_in_february(service, cleaned):
-        return dg.AssetCheckResult(check_name="keys_not_null", passed=cleaned.month != "2023-02", metadata={"nulls/pickup_datetime": 1})
+    def nulls_in_january(service, cleaned):
+        return dg.AssetCheckResult(check_name="keys_not_null", passed=cleaned.month != "2023-01", metadata={"nulls/pickup_datetime": 1})
 
-    monkeypatch.setattr(ranged, "keys_present", nulls_in_february)
+    monkeypatch.setattr(ranged, "keys_present", nulls_in_january)
     with dg.instance_for_test() as instance:
         pipeline = make_pipeline(tmp_path, mirror, instance)
         assert pipeline.run("zones").success
         result = run_range(pipeline, "2023-01", "2023-02")
         assert not result.success
         january, february = recorded(pipeline, "2023-01"), recorded(pipeline, "2023-02")
-        assert {v[0] for k, v in january.items() if "." not in k} == {"MATERIALIZED"}
-        assert pipeline.check_status(dg.AssetCheckKey(dg.AssetKey(["yellow", "trips_cleaned"]), "keys_not_null"), "2023-02") == "FAILED"
-        assert {k: v[0] for k, v in february.items() if "." not in k} == {
+        assert pipeline.check_status(dg.AssetCheckKey(dg.AssetKey(["yellow", "trips_cleaned"]), "keys_not_null"), "2023-01") == "FAILED"
+        assert {k: v[0] for k, v in january.items() if "." not in k} == {
             "raw_file": "MATERIALIZED", "trips_cleaned": "MATERIALIZED", "trips_rejected": "MATERIALIZED",
             "trips_table": "FAILED", "rejects_summary": "FAILED", "daily_zone_mart": "FAILED",
         }
-        assert table_checksum(pipeline, "yellow_trips", "2023-02")[0] == 0
+        assert table_checksum(pipeline, "yellow_trips", "2023-01")[0] == 0
+        # the month after it went through whole
+        assert {v[0] for k, v in february.items() if "." not in k} == {"MATERIALIZED"}
+        assert {v for k, v in february.items() if "." in k} == {"SUCCEEDED"}
+        assert table_checksum(pipeline, "yellow_trips", "2023-02")[0] > 0
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-        assert "yellow 2023-02: blocking check keys_not_null failed" in failure.step_failure_data.error.message
+        assert "yellow 2023-01: blocking check keys_not_null failed" in failure.step_failure_data.error.message
 
 
-def test_a_month_its_audit_holds_back_keeps_its_stored_version_and_stops_the_run(tmp_path, mirror, mirror_root) -> None:
+def test_a_month_its_audit_holds_back_keeps_its_stored_version_and_fails_the_run(tmp_path, mirror, mirror_root) -> None:
     """A bad re-publication inside a run over several months: the month before it lands again, the
-    held-back month's stores stay exactly as they were, and the run stops there naming the cause."""
+    held-back month's stores stay exactly as they were, and the run fails naming the month and the cause."""
     february = "yellow_tripdata_2023-02.parquet"
     with dg.instance_for_test() as instance:
         pipeline = make_pipeline(tmp_path, mirror, instance)

@@ -69,6 +69,10 @@ def test_months_go_in_runs_of_consecutive_months():
     assert backfill.month_runs("green", months, 6) == [["2023-01", "2023-02", "2023-03"], ["2023-05", "2023-06"]]
     assert backfill.month_runs("green", months, 1) == [[m] for m in months]
     assert backfill.month_runs("yellow", ["2023-12", "2024-01"], 6) == [["2023-12", "2024-01"]]
+    # a stretch longer than a run is split evenly: no month left to run alone after the others
+    thirteen = [f"2023-{m:02d}" for m in range(1, 13)] + ["2024-01"]
+    assert backfill.month_runs("yellow", thirteen, 12) == [thirteen[:7], thirteen[7:]]
+    assert [len(r) for r in backfill.month_runs("yellow", thirteen, 6)] == [5, 4, 4]
 
 
 def test_months_are_queued_in_runs_of_several_months(home, capsys):

@@ -177,7 +177,7 @@ def test_the_daemon_backfill_runs_every_launch_on_its_own_when_everything_else_i
     assert set(rows) == {"backfill-daemon", "backfill-daemon-cli", "backfill-daemon-cli-monthly"}, sorted(rows)
     for variant, row in rows.items():
         assert row["ok"] is True and row["backfill_status"] in ("COMPLETED", "COMPLETED_SUCCESS"), row
-        # make backfill's runs carry up to 6 months each; the others, a month each
+        # make backfill's runs carry up to MONTHS_PER_RUN months each; the others, a month each
         runs = -(-QUICK["months"] // MONTHS_PER_RUN) if variant == "backfill-daemon-cli" else QUICK["months"]
         assert row["months"] == QUICK["months"] and row["runs"] == runs and row["run_statuses"] == ["SUCCESS"], row
         assert row["rows"] == QUICK["months"] * QUICK["backfill_rows"]

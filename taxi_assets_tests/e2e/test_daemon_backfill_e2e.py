@@ -504,7 +504,7 @@ def _first_loaded(stack: Stack) -> bool:
 
 
 def test_make_backfill_queues_its_months_in_one_run_for_the_daemon(stack: Stack):
-    """`make backfill`'s default: consecutive months in one run (up to 6), each month recorded on its own."""
+    """`make backfill`'s default: consecutive months in one run (up to MONTHS_PER_RUN), each month recorded on its own."""
     if not stack.instance.get_latest_materialization_event(dg.AssetKey("taxi_zones")):
         stack.run_succeeds(stack.launch_run("zones"))
     backfills = []

@@ -167,9 +167,7 @@ def build_ingest(
             yield from month_of(months[0])
             return
         with dg.build_resources({}, instance=context.instance) as no_resources:  # several months: assets/ranged.py
-            chain = MonthChain(context, service, lake, warehouse, downstream, no_resources)
-            for month in months:
-                yield from chain.run(month, month_of(month))
+            yield from MonthChain(context, service, lake, warehouse, downstream, no_resources).run_months(months, month_of)
 
     return ingest
 

@@ -6,15 +6,16 @@ loaded: ~2 core-seconds, most of a backfill's overhead); a run over several mont
 Dagster hands such a run's steps the whole range, and a step that yields no output skips the steps
 after it, so the ingest step does each month's warehouse table, rejects summary, mart and checks
 itself, through the functions and IO managers the single-month steps use, and records each one for
-its month before the next month starts. A month that fails leaves the months before it published
-and recorded; it and the months after it show as failed (benchmarks/ranged_runs.py holds what
-Dagster 1.13 records). A run of one month keeps its own steps.
+its month before the next month starts. A month that fails is logged with its reason and the run goes
+on to the next month, as a backfill of a run a month would; the run then fails naming every month that
+failed, and only those months show as failed (benchmarks/ranged_runs.py holds what Dagster 1.13
+records). A run of one month keeps its own steps.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import dagster as dg
 # Dagster 1.13 exports AssetCheckEvaluation but not the type of its target: without one the UI does
@@ -46,6 +47,26 @@ class MonthChain:
         # The IO managers the single-month steps are given (definitions.py wires the same pair).
         self.lake_io, self.warehouse_io = LakeIOManager(lake=lake), WarehouseIOManager(warehouse=warehouse)
         self.specs = {key: spec for a in (context.assets_def, *downstream) for key, spec in a.specs_by_key.items()}
+
+    def run_months(
+        self, months: list[dt.date], ingest_of: Callable[[dt.date], Iterable[dg.Output | dg.AssetCheckResult]]
+    ) -> Iterator[Event]:
+        """Every month in turn, each one's failure kept to itself; then the run fails if any month did."""
+        failed: list[str] = []
+        for month in months:
+            try:
+                yield from self.run(month, ingest_of(month))
+            except Exception as exc:  # noqa: BLE001 - any month's error is that month's; an interrupted run is a BaseException
+                which = f"{self.service.name} {month_label(month)}"
+                reason = exc.description if isinstance(exc, dg.Failure) else f"{type(exc).__name__}: {exc}"
+                said = reason if reason.startswith(which) else f"{which}: {reason}"
+                self.context.log.error(f"{said} (going on to the next month)")
+                failed.append(said)
+        if failed:
+            raise dg.Failure(
+                description=f"{len(failed)} of the run's {len(months)} months failed, the others landed. " + " | ".join(failed),
+                allow_retries=False,
+            )
 
     def run(self, month: dt.date, ingest: Iterable[dg.Output | dg.AssetCheckResult]) -> Iterator[Event]:
         """The month's events, each yielded as it happens: Dagster stores it before the next starts
