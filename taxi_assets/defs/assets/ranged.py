@@ -63,8 +63,9 @@ class MonthChain:
                 self.context.log.error(f"{said} (going on to the next month)")
                 failed.append(said)
         if failed:
+            others = ", the others landed" if len(failed) < len(months) else ""
             raise dg.Failure(
-                description=f"{len(failed)} of the run's {len(months)} months failed, the others landed. " + " | ".join(failed),
+                description=f"{len(failed)} of the run's {len(months)} months failed{others}. " + " | ".join(failed),
                 allow_retries=False,
             )
 
