@@ -98,6 +98,25 @@ def test_a_month_that_fails_is_failed_alone_and_the_next_month_lands(tmp_path, m
         assert "404" in message
 
 
+def test_a_run_whose_every_month_fails_says_so_and_lands_nothing(tmp_path, mirror) -> None:
+    with dg.instance_for_test() as instance:
+        pipeline = make_pipeline(tmp_path, mirror, instance)
+        assert pipeline.run("zones").success
+        for month in ("2023-01", "2023-02"):
+            mirror.inject(f"/trip-data/yellow_tripdata_{month}.parquet", Status(404))
+        try:
+            result = run_range(pipeline, "2023-01", "2023-02")
+        finally:
+            mirror.clear_faults()
+        assert not result.success
+        for month in ("2023-01", "2023-02"):
+            assert {v[0] for k, v in recorded(pipeline, month).items() if "." not in k} == {"FAILED"}
+        assert not list(pipeline.lake.local_path("").glob("**/*.parquet"))
+        message = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+        assert "2 of the run's 2 months failed." in message and "landed" not in message
+        assert "yellow 2023-01" in message and "yellow 2023-02" in message
+
+
 def test_no_check_is_recorded_without_its_month(tmp_path, mirror) -> None:
     with dg.instance_for_test() as instance:
         pipeline = make_pipeline(tmp_path, mirror, instance)
