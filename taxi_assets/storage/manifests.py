@@ -17,6 +17,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import pyarrow as pa
@@ -98,8 +99,16 @@ HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 FILES_PER_FOLDER = 2
 
 
+class Filtered(NamedTuple):
+    """A batch and which of its rows to write (`keep`, no nulls): the rows are copied out by the
+    thread that writes them, day by day, not by the thread that reads and cleans the month."""
+
+    batch: pa.RecordBatch
+    keep: pa.BooleanArray
+
+
 def write_hive_folders(
-    stage: Path, basename: str, batches: Iterable[pa.RecordBatch], schema: pa.Schema, partition_column: str
+    stage: Path, basename: str, batches: Iterable[pa.RecordBatch | Filtered], schema: pa.Schema, partition_column: str
 ) -> None:
     """Parquet writers per `{partition_column}=VALUE/` folder (`{basename}-K.parquet`, K below
     FILES_PER_FOLDER), fed slice by slice: a value's slices go to its files in turn.
@@ -109,7 +118,9 @@ def write_hive_folders(
     (pyarrow's write_dataset queues without bound and writes tiny row groups: a 20M-row month took
     2.4 GB and twice the CPU.) A batch already in order is cut as it is: the TLC publishes its months
     roughly in pickup order, so most batches are, and the sort's copy of every column was a
-    seventh of a 20M-row fhvhv month's writing.
+    seventh of a 20M-row fhvhv month's writing. A `Filtered` batch in order is cut by where its
+    kept rows lie, and each slice filtered as it is written: the cleaner's copy of every kept row
+    was a fifth of the reading thread's work, the thread a yellow month's pass waits on.
     """
     file_schema = schema.remove(schema.get_field_index(partition_column))
     writers: dict[tuple[object, int], pq.ParquetWriter] = {}
@@ -119,14 +130,27 @@ def write_hive_folders(
         # and that many batches are written at once: no two threads share a writer, and each file
         # receives its slices in order.
         with OverlappedWrites(depth=FILES_PER_FOLDER) as writes:
-            for batch in batches:
-                if batch.num_rows == 0:
+            for item in batches:
+                batch, keep = (item.batch, item.keep) if isinstance(item, Filtered) else (item, None)
+                values = batch.column(partition_column)
+                if keep is not None:
+                    values = values.filter(keep)
+                if len(values) == 0:
                     continue
-                if not _in_order(batch.column(partition_column)):
+                if not _in_order(values):
+                    if keep is not None:
+                        batch, keep = batch.filter(keep), None
                     batch = batch.take(pc.sort_indices(batch.column(partition_column)))  # stable; nulls last
-                runs = pc.run_end_encode(batch.column(partition_column))
-                slices, start = [], 0
-                for end, value in zip(runs.run_ends.to_pylist(), runs.values.to_pylist()):
+                    values = batch.column(partition_column)
+                runs = pc.run_end_encode(values)
+                ends = runs.run_ends.to_pylist()
+                starts = [0, *ends[:-1]]
+                if keep is not None:  # the runs' bounds among the kept rows, as rows of the batch
+                    where = pc.indices_nonzero(keep)
+                    starts = where.take(pa.array(starts)).to_pylist()
+                    ends = [last + 1 for last in where.take(pa.array([end - 1 for end in ends])).to_pylist()]
+                slices = []
+                for start, end, value in zip(starts, ends, runs.values.to_pylist()):
                     turn = slices_of.get(value, 0)
                     slices_of[value] = turn + 1
                     key = (value, turn % FILES_PER_FOLDER)
@@ -136,14 +160,22 @@ def write_hive_folders(
                         folder.mkdir(parents=True, exist_ok=True)
                         path = folder / f"{basename}-{key[1]}.parquet"
                         writer = writers[key] = pq.ParquetWriter(path, file_schema, **parquet_write_options(file_schema))
-                    slices.append((writer, batch.slice(start, end - start).drop_columns([partition_column])))
-                    start = end
+                    slices.append((writer, start, end))
                 writes.next_batch()
-                for writer, piece in slices:
-                    writes.submit(writer.write_batch, piece)
+                for writer, start, end in slices:
+                    writes.submit(_write_slice, writer, batch, keep, start, end, partition_column)
     finally:
         for writer in writers.values():
             writer.close()
+
+
+def _write_slice(
+    writer: pq.ParquetWriter, batch: pa.RecordBatch, keep: pa.BooleanArray | None, start: int, end: int, drop: str
+) -> None:
+    rows = batch.slice(start, end - start)
+    if keep is not None:
+        rows = rows.filter(keep.slice(start, end - start))
+    writer.write_batch(rows.drop_columns([drop]))
 
 
 def _in_order(values: pa.Array) -> bool:

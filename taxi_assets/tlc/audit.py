@@ -64,13 +64,14 @@ class MonthProfile:
     def reject_share(self) -> float:
         return self.rows_rejected / self.rows_read if self.rows_read else 0.0
 
-    def add(self, kept: pa.RecordBatch, rejected: pa.RecordBatch) -> None:
-        """Count one cleaned batch: its kept rows, column by column, and its rejected rows."""
-        self.rows_kept += kept.num_rows
+    def add(self, batch: pa.RecordBatch, rejected: pa.RecordBatch) -> None:
+        """Count one cleaned batch: all its rows, and those of them rejected. The kept rows' values,
+        column by column, are the batch's less the rejected rows': no copy of the kept rows is made."""
+        self.rows_kept += batch.num_rows - rejected.num_rows
         self.rows_rejected += rejected.num_rows
-        batch = kept
         for name, column in zip(batch.schema.names, batch.columns):
-            self.values[name] = self.values.get(name, 0) + len(column) - column.null_count
+            dropped = rejected.column(name)
+            self.values[name] = self.values.get(name, 0) + (len(column) - column.null_count) - (len(dropped) - dropped.null_count)
 
     @classmethod
     def of_files(cls, cleaned: list[pq.ParquetFile], rejected: pq.ParquetFile | None) -> MonthProfile:

@@ -147,6 +147,13 @@ class Cleaner:
 
     def split(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch]:
         """(kept, rejected): kept has exactly service.schema, rejected adds `reject_rule`."""
+        keep, rejected = self.judge(batch)
+        return pa.RecordBatch.from_arrays(batch.filter(keep).columns, schema=self.service.schema), rejected
+
+    def judge(self, batch: pa.RecordBatch) -> tuple[pa.BooleanArray, pa.RecordBatch]:
+        """(keep, rejected): which of the batch's rows every rule keeps (no nulls), and the others
+        with `reject_rule`. For a caller that copies the kept rows where it writes them, off the
+        reading thread (`split` copies them here)."""
         if batch.schema.names != self.service.schema.names or batch.schema.types != self.service.schema.types:
             raise ValueError(f"Cleaner({self.service.name}) needs batches of the canonical {self.service.name} "
                              f"schema (NormalizationPlan.apply output); got {batch.schema.names}")
@@ -163,12 +170,10 @@ class Cleaner:
                 self.counts[rule.name] += count
                 first_rule = pc.if_else(newly_rejected, pa.scalar(index, pa.int8()), first_rule)
                 ok_so_far = pc.and_(ok_so_far, ok)
-        kept = batch.filter(ok_so_far)
         rejected_mask = pc.invert(ok_so_far)
         rejected = batch.filter(rejected_mask)
         reason = pc.take(self._rule_labels, first_rule.filter(rejected_mask))
         rejected = pa.RecordBatch.from_arrays([*rejected.columns, reason], schema=self.rejects_schema)
-        kept = pa.RecordBatch.from_arrays(kept.columns, schema=self.service.schema)
         self.rows_in += n
-        self.rows_kept += kept.num_rows
-        return kept, rejected
+        self.rows_kept += n - rejected.num_rows
+        return ok_so_far, rejected

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from taxi_assets.storage.lake import Lake
-from taxi_assets.storage.manifests import _in_order, new_version, parquet_write_options, write_hive_folders
+from taxi_assets.storage.manifests import Filtered, _in_order, new_version, parquet_write_options, write_hive_folders
 
 SCHEMA = pa.schema([("trip", pa.int64()), ("pickup_date", pa.date32())])
 
@@ -344,3 +344,27 @@ def test_a_day_in_several_batches_is_spread_over_its_files_in_turn_each_in_order
     # a day met in one batch keeps one file
     assert [p.name for p in (tmp_path / "pickup_date=2024-01-02").iterdir()] == ["yellow_2024-01_v-0.parquet"]
     assert pq.read_table(tmp_path / "pickup_date=2024-01-02").column("trip").to_pylist() == list(range(2000, 2005))
+
+
+def test_a_filtered_batch_writes_only_its_kept_rows_each_day_in_order(tmp_path):
+    """The ingest hands each cleaned batch whole with the rows to keep: the dropped rows (here a
+    null date and a date of another month among them) never reach a file, in order or not."""
+    days = [dt.date(2024, 1, d) for d in (1, 1, 1, 2, 2, 3)]
+    in_order = pa.record_batch([
+        pa.array(range(10, 18), pa.int64()),
+        pa.array([days[0], None, days[1], days[2], dt.date(2023, 12, 31), days[3], days[4], days[5]], pa.date32()),
+    ], schema=SCHEMA)
+    keep_in_order = pa.array([True, False, True, True, False, True, True, True])
+    shuffled = pa.record_batch([pa.array([20, 21, 22, 23], pa.int64()), pa.array([dt.date(2024, 1, d) for d in (3, 1, 2, 1)], pa.date32())], schema=SCHEMA)
+    keep_shuffled = pa.array([True, True, False, True])
+    empty = Filtered(shuffled, pa.array([False] * 4))
+    write_hive_folders(tmp_path, "yellow_2024-01_v", iter([Filtered(in_order, keep_in_order), empty, Filtered(shuffled, keep_shuffled)]), SCHEMA, "pickup_date")
+    written = {
+        folder.name: [pq.read_table(f).column("trip").to_pylist() for f in sorted(folder.iterdir())]
+        for folder in sorted(tmp_path.iterdir())
+    }
+    assert written == {
+        "pickup_date=2024-01-01": [[10, 12, 13], [21, 23]],  # a day's second batch goes to its second file
+        "pickup_date=2024-01-02": [[15, 16]],
+        "pickup_date=2024-01-03": [[17], [20]],
+    }

@@ -98,9 +98,11 @@ def test_the_stored_profile_comes_from_the_footers(tmp_path):
     assert MonthProfile.of_files([pq.ParquetFile(tmp_path / "no_stats.parquet")], None).values == {"fare": 200_000, "tip": 0}
 
 
-def test_a_batch_profile_counts_values_per_column():
+def test_a_batch_profile_counts_the_kept_rows_values_per_column():
     new = MonthProfile()
-    kept = pa.record_batch({"fare": pa.array([1.0, None]), "tip": pa.nulls(2, pa.float64())})
-    new.add(kept, pa.record_batch({"fare": pa.array([5.0])}))
-    new.add(kept, pa.record_batch({"fare": pa.array([], pa.float64())}))
+    # the kept rows' values are the batch's less the rejected rows' (the rejected carry a rule too)
+    batch = pa.record_batch({"fare": pa.array([1.0, None, 5.0]), "tip": pa.array([None, None, 2.0])})
+    rejected = pa.record_batch({"fare": pa.array([5.0]), "tip": pa.array([2.0]), "reject_rule": pa.array(["r"])})
+    new.add(batch, rejected)
+    new.add(batch.slice(0, 2), rejected.slice(0, 0))
     assert (new.rows_kept, new.rows_rejected, new.values) == (4, 1, {"fare": 2, "tip": 0})

@@ -63,6 +63,16 @@ def test_breakers_cover_every_rule_and_rules_are_ordered():
 
 
 @pytest.mark.parametrize("rule,service", CASES)
+def test_judge_marks_the_rows_split_keeps_without_copying_them(rule, service):
+    b = batch(service, BREAKERS[rule])
+    keep, rejected = Cleaner(service, MONTH, valid_location_ids=ZONES).judge(b)
+    kept, same_rejected = Cleaner(service, MONTH, valid_location_ids=ZONES).split(b)
+    assert keep.to_pylist() == [True, False]
+    assert b.filter(keep).to_pylist() == kept.to_pylist()
+    assert rejected.equals(same_rejected)
+
+
+@pytest.mark.parametrize("rule,service", CASES)
 def test_each_rule_rejects_its_row_and_can_be_switched_off(rule, service):
     b = batch(service, BREAKERS[rule])
     cleaner = Cleaner(service, MONTH, valid_location_ids=ZONES)
