@@ -10,8 +10,8 @@ spawned, Dagster and the code location loaded, ~2 core-seconds) is then paid onc
 of once per month, which was most of a backfill's overhead (benchmarks/README.md). The run's ingest
 step carries each month through the whole chain and records every asset and check of the month as it
 lands (taxi_assets/defs/assets/ranged.py), so each month keeps its own status in the UI; a month that
-fails is that month's alone: the run goes on to the next, and ends failed naming it. The runs carry the tag `taxi/backfill`
-(the UI's Runs page filters on it). `--months-per-run 1` queues one run a month instead, as a job
+fails is that month's alone: the run goes on to the next, and ends failed naming it. The runs carry
+the tag `taxi/backfill` (the UI's Runs page filters on it). `--months-per-run 1` queues one run a month instead, as a job
 backfill (`dagster job backfill`) listed under Backfills.
 
 The months are checked here first, so a typo fails with the service and month named and nothing queued.

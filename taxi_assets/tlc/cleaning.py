@@ -145,15 +145,10 @@ class Cleaner:
     def rows_rejected(self) -> int:
         return self.rows_in - self.rows_kept
 
-    def split(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch]:
-        """(kept, rejected): kept has exactly service.schema, rejected adds `reject_rule`."""
-        keep, rejected = self.judge(batch)
-        return pa.RecordBatch.from_arrays(batch.filter(keep).columns, schema=self.service.schema), rejected
-
     def judge(self, batch: pa.RecordBatch) -> tuple[pa.BooleanArray, pa.RecordBatch]:
-        """(keep, rejected): which of the batch's rows every rule keeps (no nulls), and the others
-        with `reject_rule`. For a caller that copies the kept rows where it writes them, off the
-        reading thread (`split` copies them here)."""
+        """(keep, rejected): which of the batch's rows every rule keeps (a mask without nulls), and
+        the others with `reject_rule`. The kept rows are not copied here: `batch.filter(keep)` is
+        left to whoever writes them (the ingest's day writers, each its own day, off this thread)."""
         if batch.schema.names != self.service.schema.names or batch.schema.types != self.service.schema.types:
             raise ValueError(f"Cleaner({self.service.name}) needs batches of the canonical {self.service.name} "
                              f"schema (NormalizationPlan.apply output); got {batch.schema.names}")

@@ -4,13 +4,19 @@ run fails naming it."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from types import SimpleNamespace
+
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
 from devtools.mirror import Body, Status
 from taxi_assets.defs.assets.ingest import AUDIT_CHECK
+from taxi_assets.defs.assets.ranged import MonthChain
 from taxi_assets.defs.jobs import service_job_name
+from taxi_assets.tlc.services import YELLOW
 
 from taxi_assets_tests.conftest import Pipeline, make_pipeline
 from taxi_assets_tests.defs.test_write_audit_publish import parquet_bytes, snapshot
@@ -204,3 +210,24 @@ def test_a_month_its_audit_holds_back_keeps_its_stored_version_and_fails_the_run
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey(["yellow", name]), asset_partitions=["2023-01"]), limit=5
             ).records
             assert len(records) == 2, name
+
+
+def test_a_month_whose_failure_has_no_description_is_named_and_the_next_month_still_runs():
+    """A dg.Failure may come without a description (a user's own asset code): the month is still
+    named, not 'None', and the run goes on to the next month."""
+    chain = MonthChain.__new__(MonthChain)  # only what run_months reads: the log, the service, run
+    chain.context, chain.service = SimpleNamespace(log=logging.getLogger("test")), YELLOW
+    ran = []
+    chain.run = lambda month, events: (ran.append(month), iter(events))[1]
+
+    def ingest_of(month):
+        if month.month == 1:
+            raise dg.Failure()
+        return []
+
+    with pytest.raises(dg.Failure) as failed:
+        list(chain.run_months([dt.date(2024, 1, 1), dt.date(2024, 2, 1)], ingest_of))
+    assert failed.value.description == (
+        "1 of the run's 2 months failed, the others landed. yellow 2024-01: a Failure without a description"
+    )
+    assert ran == [dt.date(2024, 2, 1)]

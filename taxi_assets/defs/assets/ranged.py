@@ -58,7 +58,10 @@ class MonthChain:
                 yield from self.run(month, ingest_of(month))
             except Exception as exc:  # noqa: BLE001 - any month's error is that month's; an interrupted run is a BaseException
                 which = f"{self.service.name} {month_label(month)}"
-                reason = exc.description if isinstance(exc, dg.Failure) else f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, dg.Failure):
+                    reason = exc.description or "a Failure without a description"
+                else:
+                    reason = f"{type(exc).__name__}: {exc}"
                 said = reason if reason.startswith(which) else f"{which}: {reason}"
                 self.context.log.error(f"{said} (going on to the next month)")
                 failed.append(said)
