@@ -220,6 +220,8 @@ def test_the_cleaned_trips_reach_user_assets_with_their_pickup_date(embedded):
     manifest = embedded.lake.read_manifest("trips/yellow", "2023-02")
     assert got.num_rows == manifest.rows == embedded.warehouse.count("yellow_trips", dt.date(2023, 2, 1)) > 0
     assert set(got.column_names) == set(SERVICES["yellow"].schema.names) | {"pickup_date"}
+    canonical = SERVICES["yellow"].schema  # the types as declared: text as strings, though written from dictionaries
+    assert {n: got.schema.field(n).type for n in canonical.names} == dict(zip(canonical.names, canonical.types))
     assert all(e.path.startswith("pickup_date=2023-02-") for e in manifest.files)
     dates = pa.compute.cast(got.column("pickup_datetime"), pa.date32())
     assert dates.equals(got.column("pickup_date"))
