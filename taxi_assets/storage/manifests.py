@@ -166,7 +166,7 @@ def write_hive_folders(
                         path = folder / f"{basename}-{key[1]}.parquet"
                         written = _written_schema(declared, batch.schema.remove(batch.schema.get_field_index(partition_column)))
                         writer = writers[key] = pq.ParquetWriter(
-                            path, written, store_schema=written == declared, **parquet_write_options(declared)
+                            path, written, store_schema=written is declared, **parquet_write_options(declared)
                         )
                     slices.append((writer, start, end))
                 writes.next_batch()
@@ -178,13 +178,16 @@ def write_hive_folders(
 
 
 def _written_schema(declared: pa.Schema, given: pa.Schema) -> pa.Schema:
-    """The batches' schema, if it is the declared one with some columns as dictionaries of their type
-    and the declared types are parquet's own (read back the same with no Arrow schema stored)."""
+    """The declared schema for batches of its types; the batches' own where some columns come as
+    dictionaries of their type and the declared types are parquet's own (read back the same with no
+    Arrow schema stored)."""
     plain = [t.value_type if pa.types.is_dictionary(t) else t for t in given.types]
     if given.names != declared.names or plain != declared.types:
         raise ValueError(f"batches of ({given.to_string(show_schema_metadata=False)}) do not hold the declared "
                          f"columns ({declared.to_string(show_schema_metadata=False)})")
-    if given != declared and not _reads_back_as_declared(declared):
+    if given.types == declared.types:
+        return declared
+    if not _reads_back_as_declared(declared):
         raise ValueError(f"dictionary-encoded batches for a schema parquet alone does not carry ({declared}): "
                          "decode them first")
     return given

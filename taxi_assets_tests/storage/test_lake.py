@@ -110,6 +110,11 @@ def test_text_given_as_dictionaries_is_written_as_its_codes_and_reads_back_as_th
     assert all(t.schema.remove_metadata().equals(schema.remove(2)) for t in back)
     assert pa.concat_tables(back).to_pydict() == {"trip": [1, 2, 3, 4, 5], "base": ["B02764", None, "B02510", "B02887", "B02887"]}
 
+    described = schema.with_metadata({"about": "trips"})  # batches of the declared types: files as before, the schema stored
+    write_hive_folders(tmp_path / "plain", "fhvhv_2024-01_v", iter([batches[1].cast(schema)]), described, "pickup_date")
+    plain = pq.ParquetFile(next((tmp_path / "plain").rglob("*.parquet")))
+    assert b"ARROW:schema" in plain.metadata.metadata and plain.schema_arrow.metadata[b"about"] == b"trips"
+
     ints = pa.record_batch([pa.array([1], pa.int64()).dictionary_encode(), pa.array(["x"]), pa.array([day], pa.date32())], names=schema.names)
     with pytest.raises(ValueError, match="do not hold the declared columns"):
         write_hive_folders(tmp_path / "ints", "fhvhv_2024-01_v", iter([ints]), pa.schema([("trip", pa.string()), *list(schema)[1:]]), "pickup_date")
