@@ -149,6 +149,7 @@ def backfill_in_process(bench, months: list[str], rows: int) -> Result:
             "method": f"{len(months)} sequential execute_in_process runs of yellow_monthly (not the daemon)",
             "data_work_from": "its own steps (one run at a time)",
             "per_run_seconds": [r.get("seconds") for r in runs],
+            "host_probe_s": out["host_probe_s"],
             "log": str(log_path)}, steps_total),
     ))
 
@@ -215,6 +216,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
         log(setup.stdout[-2000:] + setup.stderr[-2000:])
     logs = bench.data / "logs"
     logs.mkdir(parents=True, exist_ok=True)  # (not yet there when every other variant is skipped)
+    probe = bench.probe()
     port = _free_port()
     bin_dir = Path(PY).parent
     web_log = open(logs / f"{name}-webserver.log", "w")
@@ -227,6 +229,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
     sampler = TreeSampler(daemon.pid).start()
     web_sampler = TreeSampler(web.pid).start()
     extra: dict[str, Any] = {
+        "host_probe_s": probe,
         "method": {
             "ui": f"asset backfill of the yellow group, {len(months)} partitions, via GraphQL launchPartitionBackfill",
             "cli": f"make backfill (devtools.backfill: runs of up to {MONTHS_PER_RUN} months of yellow_monthly queued from one code location load), "

@@ -8,7 +8,8 @@ One run of `python -m benchmarks.run`:
    serves them over a local HTTP mirror;
 2. starts a throwaway PostgreSQL (taxi_assets_tests/postgres_server.py), or uses --pg-url;
 3. runs each variant in a child process while sampling the RSS of the child's whole process tree
-   every 50 ms (benchmarks/rss.py):
+   every 50 ms (benchmarks/rss.py), after timing one fixed piece of work in the parent to say how
+   fast the shared machine is that minute (benchmarks/host_probe.py):
    - zoomcamp: the course's pandas recipe on the yellow csv.gz (benchmarks/zoomcamp.py);
    - dagster-in-process: our pipeline for one partition through `execute_in_process`, on a fresh
      lake and warehouse schema, in two scopes. `ingest` is the issue's chain, the one compared with
@@ -64,6 +65,7 @@ from benchmarks.common import (
 )
 from benchmarks.daemon import LAUNCHES, backfill_daemon, backfill_in_process
 from benchmarks.history import LARGE_JOB_SCOPE, projections
+from benchmarks.host_probe import probe_seconds, summary as probe_summary
 from benchmarks.peers import (
     DLT_VERSION, compare_with_dlt, dlt_child, dlt_result, table_step_child, table_step_result, zoomcamp_result,
 )
@@ -100,6 +102,8 @@ class Bench:
     mirror_url: str
     mirror_root: Path
     results: list[Result] = field(default_factory=list)
+    #: `host_probe.probe_seconds()` before each child, in the order the children ran.
+    probes: list[float] = field(default_factory=list)
     _homes: set[str] = field(default_factory=set)
 
     def base_env(self, name: str, fmt: str, warehouse: str, home_name: str | None = None) -> dict[str, str]:
@@ -134,15 +138,21 @@ class Bench:
             Path(env["TAXI_DUCKDB_PATH"]).unlink(missing_ok=True)
         return env
 
+    def probe(self) -> float:
+        """How fast the machine is this minute (benchmarks/host_probe.py), kept for the run's summary."""
+        self.probes.append(probe_seconds())
+        return self.probes[-1]
+
     def _child(self, name: str, argv: list[str], env: dict[str, str]) -> tuple[Any, dict[str, Any], Path]:
         logs = self.data / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{name}.log"
+        probe = self.probe()
         with open(log_path, "w") as fh:
             run = run_sampled(argv, env=env, cwd=str(ROOT), stdout=fh, stderr=subprocess.STDOUT,
                               timeout=self.args.timeout)
         result_path = self.data / "logs" / f"{name}.json"
-        return run, _read_json(result_path), log_path
+        return run, {**_read_json(result_path), "host_probe_s": probe}, log_path
 
     def add(self, result: Result) -> Result:
         self.results.append(result)
@@ -183,6 +193,7 @@ class Bench:
                 "assets": list(SCOPES[scope]),
                 "method": f"{out.get('job', '?')}.execute_in_process(partition_key=...)",
                 "seconds_runs": [r.get("seconds") for r in runs],
+                "host_probe_s": [c[1]["host_probe_s"] for c in children],
                 "rows_read": (median.get("rows_kept") or 0) + (median.get("rows_rejected") or 0) or None,
                 "rows_kept": median.get("rows_kept"),
                 "rows_in_warehouse": median.get("rows_in_warehouse"),
@@ -213,7 +224,7 @@ class Bench:
             log(setup.stdout[-2000:] + setup.stderr[-2000:])
         select = ",".join(f"{service}/{a}" for a in SERVICE_ASSETS)
         argv = [str(Path(PY).parent / "dg"), "launch", "--assets", select, "--partition", month]
-        run, _, log_path = self._child(name, argv, env)
+        run, out, log_path = self._child(name, argv, env)
         import dagster as dg
 
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
@@ -228,7 +239,7 @@ class Bench:
             peak_processes=run.peak_processes, ok=ok, warehouse=self.args.backfill_warehouse, scope="job",
             extra={"method": f"dg launch --assets <{service} assets> --partition {month} (seconds = the whole command)",
                    "run_seconds": _r(run_seconds), "steps_seconds": round(sum(steps.values()), 3) if steps else None,
-                   "steps": steps, "log": str(log_path)},
+                   "steps": steps, "host_probe_s": out["host_probe_s"], "log": str(log_path)},
         ))
 
 
@@ -393,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     common = {
         "run_started_at": started_at.isoformat(timespec="seconds"),
         "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
-        "loadavg_start": load_start, "loadavg_end": _loadavg(),
+        "loadavg_start": load_start, "loadavg_end": _loadavg(), "host_probe_summary": probe_summary(bench.probes),
         "arrow_default_memory_pool": _arrow_pool(), "quick": bool(args.quick),
         "pg_settings": "given" if args.pg_url else ("fast" if args.pg_fast else "durable, wal_level=minimal"),
     }
@@ -408,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     print_report(rows)
     log(f"\n{len(rows)} variants in {time.perf_counter() - variants_started:.0f} s; load average "
         f"{load_start} -> {common['loadavg_end']}; results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    if probes := common["host_probe_summary"]:
+        log(f"host probe (the same fixed work, timed before each of the {probes['n']} runs of a variant; benchmarks/host_probe.py): "
+            f"{probes['min']:.3f}-{probes['max']:.3f} s, median {probes['median']:.3f} s, first {probes['first']:.3f} s, "
+            f"last {probes['last']:.3f} s")
     return 0 if all(r["ok"] for r in rows) else 1
 
 

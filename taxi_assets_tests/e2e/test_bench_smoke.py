@@ -52,6 +52,18 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
         assert row["arrow_default_memory_pool"] == (os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or None)
         assert row["seconds"] > 0 and row["rows_per_s"] > 0
     assert all(r["peak_rss_mb"] > 0 for r in measured)
+    # how fast the machine was before each child: a row keeps its children's probes (one per run), and the
+    # run's summary counts every one of them
+    probes = []
+    for row in measured:
+        seen = row["host_probe_s"]
+        seen = seen if isinstance(seen, list) else [seen]
+        assert len(seen) == len(row.get("seconds_runs") or [None]) and all(p > 0 for p in seen), row["variant"]
+        probes += seen
+    summary = rows[0]["host_probe_summary"]
+    assert all(r["host_probe_summary"] == summary for r in rows)
+    assert summary["n"] == len(probes) and (summary["min"], summary["max"]) == (min(probes), max(probes))
+    assert f"median {summary['median']:.3f} s" in done.stdout
     by_variant = {(r["variant"], r["service"], r["format"], r["scope"], r["warehouse"]): r for r in rows}
     ours = {("dagster-in-process", "yellow", "parquet", "ingest"), ("dagster-in-process", "yellow", "csv.gz", "ingest"),
             ("dagster-in-process", "yellow", "parquet", "job"), ("dagster-in-process", "yellow", "parquet", "job-large"),
@@ -198,6 +210,15 @@ def test_the_daemon_backfill_runs_every_launch_on_its_own_when_everything_else_i
         assert row["cpu_seconds_per_month"] == pytest.approx(row["cpu_seconds"] / QUICK["months"], abs=0.01)
     assert "make backfill" in rows["backfill-daemon-cli"]["method"] and "MONTHS_PER_RUN=1" in rows["backfill-daemon-cli-monthly"]["method"]
     assert "launchPartitionBackfill" in rows["backfill-daemon"]["method"]
+
+
+def test_the_host_probe_times_the_same_work_every_time() -> None:
+    from benchmarks.host_probe import probe_seconds, summary, work
+
+    assert work() == work()  # a fixed input (seeded) and a fixed loop: its seconds compare across runs
+    assert probe_seconds() > 0
+    assert summary([0.3, 0.2, 0.6]) == {"n": 3, "min": 0.2, "median": 0.3, "max": 0.6, "first": 0.3, "last": 0.6}
+    assert summary([]) is None
 
 
 def test_runs_side_by_side_are_measured_against_the_work_their_steps_take_alone() -> None:
