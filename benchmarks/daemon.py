@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks.children import SERVICE_ASSETS, _step_times
 from benchmarks.common import PY, ROOT, Result, _free_port, _r, log
+from benchmarks.host_probe import probe_seconds
 from benchmarks.rss import MiB, TreeSampler
 from devtools.backfill import BACKFILL_TAG, MONTHS_PER_RUN
 
@@ -216,7 +217,7 @@ def backfill_daemon(bench, months: list[str], rows: int, launch: str = "ui") -> 
         log(setup.stdout[-2000:] + setup.stderr[-2000:])
     logs = bench.data / "logs"
     logs.mkdir(parents=True, exist_ok=True)  # (not yet there when every other variant is skipped)
-    probe = bench.probe()
+    bench.probes.append(probe := probe_seconds())
     port = _free_port()
     bin_dir = Path(PY).parent
     web_log = open(logs / f"{name}-webserver.log", "w")

@@ -109,13 +109,13 @@ def bar_verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool | None
     fhvhv_full = {r["warehouse"] for r in fhvhv} == {"duckdb", "postgres"} and all(r["rows"] >= BAR_FHVHV_ROWS for r in fhvhv)
     return [
         verdict("embedded ingest chain >= 1M rows/s", chain,
-                lambda: f"{chain['rows_per_s']:,.0f} rows/s ({chain['seconds']:.2f} s)",
+                lambda: f"{chain['rows_per_s']:,.0f} rows/s ({chain['seconds']:.2f} s{_probe_before(chain)})",
                 lambda: chain["rows_per_s"] >= BAR_ROWS_PER_S, yellow_full),
         verdict("embedded whole job within 1.5x the chain", chain and job,
                 lambda: f"{job['seconds'] / chain['seconds']:.2f}x ({job['seconds']:.2f} s)",
                 lambda: job["seconds"] / chain["seconds"] <= BAR_JOB_OVER_CHAIN, yellow_full),
         verdict("Postgres chain >= 1.5x the faster dlt", postgres,
-                lambda: f"{postgres['x_vs_dlt']:.2f}x ({postgres['seconds']:.2f} s)"
+                lambda: f"{postgres['x_vs_dlt']:.2f}x ({postgres['seconds']:.2f} s{_probe_before(postgres)})"
                 + (f"; at most ~{postgres['x_vs_dlt_ceiling']:.2f}x here (the chain's ingest and table steps alone)"
                    if postgres.get("x_vs_dlt_ceiling") else ""),
                 lambda: postgres["x_vs_dlt"] >= BAR_X_DLT, postgres is not None and postgres["rows"] >= BAR_YELLOW_ROWS),
@@ -134,6 +134,14 @@ def bar_verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, str, bool | None
     ]
 
 
+def _probe_before(row: dict[str, Any]) -> str:
+    """How long the host probe took just before the run the row reports (its median run)."""
+    runs, probes = row.get("seconds_runs") or [], row.get("host_probe_s")
+    if not isinstance(probes, list) or row["seconds"] not in runs or len(probes) != len(runs):
+        return ""
+    return f"; host probe {probes[runs.index(row['seconds'])]:.2f} s before it"
+
+
 def _history_measured(history: dict[str, Any], in_duckdb: float | None) -> str:
     with_dagster = history.get("hours_with_dagster_overhead")
     return (f"{history['hours_data_work']:.2f} h projected from the jobs' steps"
@@ -147,6 +155,9 @@ def print_bar(rows: list[dict[str, Any]]) -> None:
     log("\nAgainst issue 13's bar (met / NOT met; '-' where this run did not measure it at the bar's size):")
     for goal, measured, met in bar_verdicts(rows):
         log(f"   {goal:49} {'met' if met else 'NOT met' if met is not None else '-':8} {measured}")
+    if probes := next((r.get("host_probe_summary") for r in rows if r.get("host_probe_summary")), None):
+        log(f"   (the host probe, the same fixed work before each of the {probes['n']} runs: {probes['min']:.3f}-{probes['max']:.3f} s, "
+            f"median {probes['median']:.3f} s, first {probes['first']:.3f}, last {probes['last']:.3f}: benchmarks/host_probe.py)")
 
 
 def _elsewhere_line(e: dict[str, Any]) -> str:

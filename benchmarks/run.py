@@ -8,8 +8,7 @@ One run of `python -m benchmarks.run`:
    serves them over a local HTTP mirror;
 2. starts a throwaway PostgreSQL (taxi_assets_tests/postgres_server.py), or uses --pg-url;
 3. runs each variant in a child process while sampling the RSS of the child's whole process tree
-   every 50 ms (benchmarks/rss.py), after timing one fixed piece of work in the parent to say how
-   fast the shared machine is that minute (benchmarks/host_probe.py):
+   every 50 ms (benchmarks/rss.py), each after a probe of the host's speed (benchmarks/host_probe.py):
    - zoomcamp: the course's pandas recipe on the yellow csv.gz (benchmarks/zoomcamp.py);
    - dagster-in-process: our pipeline for one partition through `execute_in_process`, on a fresh
      lake and warehouse schema, in two scopes. `ingest` is the issue's chain, the one compared with
@@ -102,8 +101,7 @@ class Bench:
     mirror_url: str
     mirror_root: Path
     results: list[Result] = field(default_factory=list)
-    #: `host_probe.probe_seconds()` before each child, in the order the children ran.
-    probes: list[float] = field(default_factory=list)
+    probes: list[float] = field(default_factory=list)  # host_probe.probe_seconds() before each child
     _homes: set[str] = field(default_factory=set)
 
     def base_env(self, name: str, fmt: str, warehouse: str, home_name: str | None = None) -> dict[str, str]:
@@ -138,16 +136,11 @@ class Bench:
             Path(env["TAXI_DUCKDB_PATH"]).unlink(missing_ok=True)
         return env
 
-    def probe(self) -> float:
-        """How fast the machine is this minute (benchmarks/host_probe.py), kept for the run's summary."""
-        self.probes.append(probe_seconds())
-        return self.probes[-1]
-
     def _child(self, name: str, argv: list[str], env: dict[str, str]) -> tuple[Any, dict[str, Any], Path]:
         logs = self.data / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{name}.log"
-        probe = self.probe()
+        self.probes.append(probe := probe_seconds())
         with open(log_path, "w") as fh:
             run = run_sampled(argv, env=env, cwd=str(ROOT), stdout=fh, stderr=subprocess.STDOUT,
                               timeout=self.args.timeout)
@@ -419,10 +412,6 @@ def main(argv: list[str] | None = None) -> int:
     print_report(rows)
     log(f"\n{len(rows)} variants in {time.perf_counter() - variants_started:.0f} s; load average "
         f"{load_start} -> {common['loadavg_end']}; results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
-    if probes := common["host_probe_summary"]:
-        log(f"host probe (the same fixed work, timed before each of the {probes['n']} runs of a variant; benchmarks/host_probe.py): "
-            f"{probes['min']:.3f}-{probes['max']:.3f} s, median {probes['median']:.3f} s, first {probes['first']:.3f} s, "
-            f"last {probes['last']:.3f} s")
     return 0 if all(r["ok"] for r in rows) else 1
 
 

@@ -16,7 +16,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks import host_probe
 from benchmarks.history import HISTORY, RATE_FROM, month_seconds
+from benchmarks.report import _probe_before
 from benchmarks.common import _month_list
 from devtools.backfill import MONTHS_PER_RUN
 from benchmarks.run import BACKFILL_START, QUICK
@@ -64,6 +66,10 @@ def test_quick_bench_writes_one_result_file_with_the_generated_rows(tmp_path: Pa
     assert all(r["host_probe_summary"] == summary for r in rows)
     assert summary["n"] == len(probes) and (summary["min"], summary["max"]) == (min(probes), max(probes))
     assert f"median {summary['median']:.3f} s" in done.stdout
+    # ... and the bar's lines say how fast it was just before the run they report
+    embedded = next(r for r in measured if (r["variant"], r["scope"], r["warehouse"], r["format"]) == (
+        "dagster-in-process", "ingest", "duckdb", "parquet"))
+    assert f"({embedded['seconds']:.2f} s; host probe {embedded['host_probe_s'][0]:.2f} s before it)" in done.stdout
     by_variant = {(r["variant"], r["service"], r["format"], r["scope"], r["warehouse"]): r for r in rows}
     ours = {("dagster-in-process", "yellow", "parquet", "ingest"), ("dagster-in-process", "yellow", "csv.gz", "ingest"),
             ("dagster-in-process", "yellow", "parquet", "job"), ("dagster-in-process", "yellow", "parquet", "job-large"),
@@ -213,12 +219,13 @@ def test_the_daemon_backfill_runs_every_launch_on_its_own_when_everything_else_i
 
 
 def test_the_host_probe_times_the_same_work_every_time() -> None:
-    from benchmarks.host_probe import probe_seconds, summary, work
-
-    assert work() == work()  # a fixed input (seeded) and a fixed loop: its seconds compare across runs
-    assert probe_seconds() > 0
-    assert summary([0.3, 0.2, 0.6]) == {"n": 3, "min": 0.2, "median": 0.3, "max": 0.6, "first": 0.3, "last": 0.6}
-    assert summary([]) is None
+    assert host_probe.work() == host_probe.work()  # a seeded input and a fixed loop: its seconds compare across runs
+    assert host_probe.probe_seconds() > 0
+    assert host_probe.summary([0.3, 0.2, 0.6]) == {"n": 3, "min": 0.2, "median": 0.3, "max": 0.6, "first": 0.3, "last": 0.6}
+    assert host_probe.summary([]) is None
+    # the bar's line reports the median run, so it names the probe taken just before that run
+    row = {"seconds": 3.0, "seconds_runs": [3.2, 3.0, 2.9], "host_probe_s": [0.2, 0.31, 0.19]}
+    assert _probe_before(row) == "; host probe 0.31 s before it"
 
 
 def test_runs_side_by_side_are_measured_against_the_work_their_steps_take_alone() -> None:
