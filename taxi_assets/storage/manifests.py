@@ -166,7 +166,7 @@ def write_hive_folders(
                         path = folder / f"{basename}-{key[1]}.parquet"
                         written = _written_schema(declared, batch.schema.remove(batch.schema.get_field_index(partition_column)))
                         writer = writers[key] = pq.ParquetWriter(
-                            path, written, store_schema=written is declared, **parquet_write_options(declared)
+                            path, written, store_schema=written.types == declared.types, **parquet_write_options(declared)
                         )
                     slices.append((writer, start, end))
                 writes.next_batch()
